@@ -1,0 +1,73 @@
+/*
+ * Per-anchor pieces of MultiBoxTarget shared by the CPU implementation and the CUDA kernels.
+ */
+#ifndef MXSSD_MULTIBOX_TARGET_H_
+#define MXSSD_MULTIBOX_TARGET_H_
+
+#include "box_coding.h"
+
+namespace mxssd {
+
+enum AnchorFlag : signed char { kIgnored = -1, kNegative = 0, kPositive = 1 };
+
+constexpr float kMinMatchIoU = 1e-6f;  // bipartite pairs must overlap more than this
+
+/* Number of leading real ground truths: a row with class -1 ends the list.  Sets
+ * *bad_row to the first padding row whose coordinates are not all -1 (else -1). */
+template <typename DType>
+MXSSD_HD int count_ground_truths(const DType* labels, int num_labels, int label_width,
+                                 int* bad_row) {
+  *bad_row = -1;
+  for (int i = 0; i < num_labels; ++i) {
+    const DType* row = labels + i * label_width;
+    if (static_cast<float>(row[0]) != -1.f) continue;
+    for (int c = 1; c < 5; ++c) {
+      if (static_cast<float>(row[c]) != -1.f) *bad_row = i;
+    }
+    return i;
+  }
+  return num_labels;
+}
+
+/* Softmax probability of the background class from the logits, in MXNet's order of
+ * operations (so hard-negative ranking ties break identically). */
+template <typename DType>
+MXSSD_HD DType background_probability(const DType* cls_pred, int anchor, int num_anchors,
+                                       int num_classes) {
+  DType max_val = cls_pred[anchor];
+  for (int c = 1; c < num_classes; ++c) {
+    DType v = cls_pred[anchor + num_anchors * c];
+    if (v > max_val) max_val = v;
+  }
+  DType sum = 0;
+  for (int c = 0; c < num_classes; ++c) sum += exp_of(cls_pred[anchor + num_anchors * c] - max_val);
+  return exp_of(cls_pred[anchor] - max_val) / sum;
+}
+
+/* How many hard negatives to mine: ratio x positives (truncated like MXNet), at least the
+ * minimum, at most the anchors that are not positive. */
+MXSSD_HD int negatives_to_mine(int num_positive, int num_anchors, float ratio, int minimum) {
+  int n = static_cast<int>(num_positive * ratio);
+  if (n < minimum) n = minimum;
+  if (n > num_anchors - num_positive) n = num_anchors - num_positive;
+  return n;
+}
+
+/* Targets of one anchor from its flag and matched ground-truth row. */
+template <typename DType>
+MXSSD_HD void write_anchor_target(signed char flag, const DType* anchor, const DType* gt_row,
+                                  Variances v, float ignore_label, DType* loc, DType* mask,
+                                  DType* cls) {
+  if (flag == kPositive) {
+    *cls = gt_row[0] + DType(1);  // 0 is background
+    encode_box(anchor, gt_row + 1, v, loc);
+    for (int c = 0; c < 4; ++c) mask[c] = DType(1);
+  } else {
+    *cls = flag == kNegative ? DType(0) : DType(ignore_label);
+    for (int c = 0; c < 4; ++c) loc[c] = mask[c] = DType(0);
+  }
+}
+
+}  // namespace mxssd
+
+#endif  // MXSSD_MULTIBOX_TARGET_H_
