@@ -67,6 +67,15 @@ def nvcc_path():
     return shutil.which("nvcc")
 
 
+def cuda_home():
+    """CUDA toolkit root: $CUDA_HOME / $CUDA_PATH, else next to nvcc, else /usr/local/cuda."""
+    for candidate in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"),
+                      os.path.dirname(os.path.dirname(os.path.realpath(nvcc_path() or "/")))):
+        if candidate and os.path.exists(os.path.join(candidate, "include", "cuda_runtime.h")):
+            return candidate
+    return "/usr/local/cuda"
+
+
 def is_stale():
     if not os.path.exists(LIBRARY_PATH):
         return True
@@ -105,7 +114,9 @@ def build(with_cuda=None, verbose=True):
         cmd = ["g++", *CXX_FLAGS, *defines, "-shared", "-I", include_dir(), "-I", SOURCE_DIR,
                *cpu_sources(), lib_api_source(), *objects, "-o", partial]
         if with_cuda:
-            cmd += ["-lcudart"]
+            home = cuda_home()
+            cmd += ["-I", os.path.join(home, "include"), "-L", os.path.join(home, "lib64"),
+                    "-L", os.path.join(home, "lib"), "-lcudart"]
         if verbose:
             print("building MultiBox operators (%s): %s" % ("CPU+CUDA" if with_cuda else "CPU",
                                                            LIBRARY_PATH), file=sys.stderr)

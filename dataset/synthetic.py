@@ -1,0 +1,290 @@
+"""Synthetic shapes: the project's offline stand-in for PASCAL VOC.
+
+Images of about `data_shape` pixels (each side varies by +-10%) show 1-5 filled shapes
+(circle, square, triangle, cross), mildly stretched and rotated, 8%-60% of the shorter image
+side (small ones less often than large ones), in random colours that stand out from the
+local background, on textured backgrounds (smooth colour fields, stripes or speckle, clutter
+lines, pixel noise).  Larger shapes are drawn
+first and later ones may cover up to 30% of an earlier one's box.  About 5% of the images have
+no objects.  Everything is a function of (seed, split, image number), so a dataset is
+reproducible and any image can be regenerated alone.
+
+`generate` writes a VOC-format tree (JPEGImages, Annotations, ImageSets/Main/{train,val}.txt);
+`prepare` also packs both splits into RecordIO for `DetRecordIter`.
+"""
+import json
+import math
+import os
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .imdb import NAMES_DIR, load_class_names
+from .pascal_voc import VocDirectory
+from .prepare import prepare_imdb
+
+NAMES_FILE = os.path.join(NAMES_DIR, 'synthetic.names')
+CLASSES = load_class_names(NAMES_FILE)
+SPLITS = ('train', 'val')
+GENERATOR_VERSION = 1  # bump when the drawing changes, so cached trees are regenerated
+
+# The difficulty of the task, in one place.
+SETTINGS = dict(
+    image_side_jitter=0.1,            # each image side is data_shape * (1 +- this)
+    object_scale=(0.08, 0.6),         # box's longer side / shorter image side, drawn so that
+    object_scale_power=0.5,           # side ** power is uniform: ~20% of objects below 15%
+    objects_per_image=(1, 2, 3, 4, 5),
+    objects_weights=(0.3, 0.3, 0.2, 0.12, 0.08),
+    empty_image_prob=0.05,
+    max_aspect_stretch=1.3,           # shapes are stretched by up to this factor along one axis
+    max_box_covered=0.3,              # part of an earlier box later shapes may cover
+    placement_trials=30,
+    min_colour_distance=90.0,         # RGB distance between a shape and the background under it
+    colour_trials=20,
+    outline_prob=0.4,
+    cross_arm_halfwidth=(0.25, 0.4),  # of the cross's half length
+    background_cells=(2, 8),          # smooth colour field from a grid this coarse
+    background_saturation=(0.0, 0.4),
+    background_value=(0.15, 0.9),
+    stripe_period=(6.0, 40.0),        # pixels
+    texture_amplitude=(5.0, 25.0),
+    clutter_lines=(0, 6),
+    noise_sigma=(2.0, 10.0),
+    blur_prob=0.3,
+    jpeg_quality=90,
+)
+
+
+def _unit_polygon(name, rng):
+    """Vertices of a shape centred at 0 with radius about 1."""
+    if name == 'circle':
+        angles = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+        return np.stack([np.cos(angles), np.sin(angles)], 1)
+    if name == 'square':
+        return np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], float)
+    if name == 'triangle':
+        angles = np.radians([-90, 30, 150])
+        return np.stack([np.cos(angles), np.sin(angles)], 1)
+    if name == 'cross':
+        t = rng.uniform(*SETTINGS['cross_arm_halfwidth'])
+        return np.array([[-t, -1], [t, -1], [t, -t], [1, -t], [1, t], [t, t], [t, 1], [-t, 1],
+                         [-t, t], [-1, t], [-1, -t], [-t, -t]], float)
+    raise ValueError('no drawing for synthetic class %r' % name)
+
+
+def _shape_polygon(name, box_side, rng):
+    """A stretched, rotated shape whose box has longer side `box_side`, centred at 0."""
+    stretch = math.exp(rng.uniform(-1, 1) * math.log(SETTINGS['max_aspect_stretch']))
+    points = _unit_polygon(name, rng) * [math.sqrt(stretch), 1 / math.sqrt(stretch)]
+    angle = rng.uniform(0, 2 * np.pi)
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    points = points @ rotation.T
+    extent = (points.max(0) - points.min(0)).max()
+    points = points * (box_side / extent)
+    return points - (points.max(0) + points.min(0)) / 2
+
+
+def _hsv_colour(rng, saturation, value):
+    hsv = np.uint8([[[rng.integers(0, 180), rng.uniform(*saturation) * 255,
+                      rng.uniform(*value) * 255]]])
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
+
+
+def _background(rng, height, width):
+    s = SETTINGS
+    cells = rng.integers(s['background_cells'][0], s['background_cells'][1] + 1, size=2)
+    grid = np.stack([[_hsv_colour(rng, s['background_saturation'], s['background_value'])
+                      for _ in range(cells[1])] for _ in range(cells[0])])
+    image = cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC)
+    texture = rng.integers(3)
+    amplitude = rng.uniform(*s['texture_amplitude'])
+    if texture == 1:  # stripes in a random direction
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+        angle, period = rng.uniform(0, np.pi), rng.uniform(*s['stripe_period'])
+        phase = (xx * math.cos(angle) + yy * math.sin(angle)) * (2 * np.pi / period)
+        image += amplitude * np.sin(phase)[..., None]
+    elif texture == 2:  # speckle: blurred noise
+        noise = rng.standard_normal((height, width), dtype=np.float32)
+        speckle = cv2.GaussianBlur(noise, (0, 0), 1.5)
+        image += amplitude * 2 * speckle[..., None]
+    for _ in range(rng.integers(s['clutter_lines'][0], s['clutter_lines'][1] + 1)):
+        p1, p2 = rng.uniform(0, [width, height]), rng.uniform(0, [width, height])
+        colour = _hsv_colour(rng, (0, 1), (0, 1)).tolist()
+        cv2.line(image, tuple(int(v) for v in p1), tuple(int(v) for v in p2), colour,
+                 int(rng.integers(1, 3)), cv2.LINE_AA)
+    return image
+
+
+def _overlap_area(a, b):
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    return iw * ih if iw > 0 and ih > 0 else 0.0
+
+
+def _place(polygon, placed, rng, height, width):
+    """Translate `polygon` to a random spot inside the image (1 pixel margin) where, drawn on
+    top, it leaves every earlier box at most `max_box_covered` hidden (counting what earlier
+    shapes already cover).  `placed` holds [box, covered area] and is updated; returns the
+    moved polygon and its box, or None if no spot is found."""
+    low, high = polygon.min(0), polygon.max(0)
+    for _ in range(SETTINGS['placement_trials']):
+        centre = rng.uniform(1 - low, [width - 1, height - 1] - high)
+        box = np.concatenate([low + centre, high + centre])
+        overlaps = [_overlap_area(box, other) for other, _ in placed]
+        if all(covered + overlap <= SETTINGS['max_box_covered'] * _area(other)
+               for (other, covered), overlap in zip(placed, overlaps)):
+            for entry, overlap in zip(placed, overlaps):
+                entry[1] += overlap
+            placed.append([box, 0.0])
+            return polygon + centre, box
+    return None
+
+
+def _area(box):
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def _contrasting_colour(image, box, rng):
+    x1, y1, x2, y2 = (int(v) for v in box)
+    under = image[y1:y2 + 1, x1:x2 + 1].reshape(-1, 3).mean(0)
+    best, best_distance = None, -1.0
+    for _ in range(SETTINGS['colour_trials']):
+        colour = _hsv_colour(rng, (0.5, 1.0), (0.35, 1.0))
+        distance = float(np.linalg.norm(colour - under))
+        if distance >= SETTINGS['min_colour_distance']:
+            return colour
+        if distance > best_distance:
+            best, best_distance = colour, distance
+    return best
+
+
+def _draw(image, points, colour, rng):
+    fixed = np.round(points * 16).astype(np.int32)  # 4 fractional bits: sub-pixel edges
+    cv2.fillPoly(image, [fixed], colour.tolist(), cv2.LINE_AA, shift=4)
+    if rng.random() < SETTINGS['outline_prob']:
+        edge = np.clip(colour * rng.choice([0.4, 1.6]), 0, 255)
+        cv2.polylines(image, [fixed], True, edge.tolist(), int(rng.integers(1, 3)), cv2.LINE_AA,
+                      shift=4)
+
+
+def render_image(seed, split, number, data_shape=300):
+    """(RGB uint8 image, [(class name, xmin, ymin, xmax, ymax) in pixels]) for one image."""
+    s = SETTINGS
+    rng = np.random.default_rng([seed, SPLITS.index(split), number])
+    jitter = s['image_side_jitter']
+    height, width = (int(round(data_shape * rng.uniform(1 - jitter, 1 + jitter))) for _ in range(2))
+    # uint8 while drawing: OpenCV anti-aliases only 8-bit images
+    image = np.clip(_background(rng, height, width), 0, 255).astype(np.uint8)
+    count = 0 if rng.random() < s['empty_image_prob'] else rng.choice(
+        s['objects_per_image'], p=np.array(s['objects_weights']) / sum(s['objects_weights']))
+    power = s['object_scale_power']
+    low, high = (v * min(height, width) for v in s['object_scale'])
+    sides = sorted(rng.uniform(low ** power, high ** power, count) ** (1 / power), reverse=True)
+    objects, placed = [], []
+    for side in sides:
+        name = CLASSES[rng.integers(len(CLASSES))]
+        spot = _place(_shape_polygon(name, side, rng), placed, rng, height, width)
+        if spot is None:
+            continue
+        points, box = spot
+        _draw(image, points, _contrasting_colour(image, box, rng), rng)
+        objects.append((name,) + tuple(float(v) for v in box))
+    if rng.random() < s['blur_prob']:
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.0))
+    noise = rng.standard_normal(image.shape, dtype=np.float32) * rng.uniform(*s['noise_sigma'])
+    return np.clip(image + noise, 0, 255).astype(np.uint8), objects
+
+
+def image_id(split, number):
+    return '%s_%06d' % (split, number)
+
+
+def voc_xml(filename, width, height, objects):
+    """VOC annotation text.  Pixel coordinates are 1-based, as VOC readers expect (they subtract
+    1), so the stored value is round(edge) + 1."""
+    root = ET.Element('annotation')
+    ET.SubElement(root, 'folder').text = 'synthetic'
+    ET.SubElement(root, 'filename').text = filename
+    size = ET.SubElement(root, 'size')
+    for tag, value in (('width', width), ('height', height), ('depth', 3)):
+        ET.SubElement(size, tag).text = str(value)
+    for name, *box in objects:
+        obj = ET.SubElement(root, 'object')
+        ET.SubElement(obj, 'name').text = name
+        ET.SubElement(obj, 'difficult').text = '0'
+        bndbox = ET.SubElement(obj, 'bndbox')
+        for tag, value in zip(('xmin', 'ymin', 'xmax', 'ymax'), box):
+            ET.SubElement(bndbox, tag).text = str(int(round(value)) + 1)
+    ET.indent(root)
+    return ET.tostring(root, encoding='unicode')
+
+
+def _write_image(root, seed, split, number, data_shape):
+    image, objects = render_image(seed, split, number, data_shape)
+    name = image_id(split, number)
+    cv2.imwrite(os.path.join(root, 'JPEGImages', name + '.jpg'), image[:, :, ::-1],
+                [cv2.IMWRITE_JPEG_QUALITY, SETTINGS['jpeg_quality']])
+    with open(os.path.join(root, 'Annotations', name + '.xml'), 'w') as f:
+        f.write(voc_xml(name + '.jpg', image.shape[1], image.shape[0], objects))
+
+
+def generate(out_dir, num_train=1000, num_val=200, seed=0, data_shape=300, num_threads=None,
+             progress=True):
+    """Write the VOC-format tree under `out_dir`; an existing tree made with the same settings
+    is kept as it is.  Returns `out_dir`."""
+    manifest = dict(version=GENERATOR_VERSION, num_train=num_train, num_val=num_val, seed=seed,
+                    data_shape=data_shape, classes=CLASSES, settings=SETTINGS)
+    manifest_path = os.path.join(out_dir, 'synthetic.json')
+    if _read_json(manifest_path) == json.loads(json.dumps(manifest)):
+        return out_dir
+    if os.path.exists(manifest_path):
+        os.remove(manifest_path)  # an interrupted run must not look complete
+    for sub in ('JPEGImages', 'Annotations', os.path.join('ImageSets', 'Main')):
+        os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
+    jobs = [(split, n) for split, count in zip(SPLITS, (num_train, num_val)) for n in range(count)]
+    with ThreadPoolExecutor(num_threads or os.cpu_count() or 1) as pool:
+        drawn = pool.map(lambda job: _write_image(out_dir, seed, job[0], job[1], data_shape), jobs)
+        list(tqdm(drawn, total=len(jobs), desc='drawing synthetic images', unit='img',
+                  disable=not progress))
+    for split, count in zip(SPLITS, (num_train, num_val)):
+        with open(os.path.join(out_dir, 'ImageSets', 'Main', split + '.txt'), 'w') as f:
+            f.writelines(image_id(split, n) + '\n' for n in range(count))
+    with open(manifest_path, 'w') as f:
+        json.dump(manifest, f, indent=1)
+    return out_dir
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def load_split(root, split):
+    """The Imdb of one split of a generated tree (object-free images kept)."""
+    return VocDirectory(root, split, class_names=CLASSES, true_negative_images=True,
+                        name='synthetic_' + split)
+
+
+def prepare(out_dir, num_train=1000, num_val=200, seed=0, data_shape=300, num_threads=None,
+            progress=True):
+    """Generate the dataset under `out_dir` and pack `train` (shuffled) and `val` into
+    `<out_dir>/<split>.{rec,idx,lst}`.  Returns the paths, `class_names`, `root`, the image
+    counts and `label_width` (the label_pad_width fitting both splits)."""
+    generate(out_dir, num_train, num_val, seed, data_shape, num_threads, progress)
+    info = dict(root=os.path.abspath(out_dir), class_names=list(CLASSES), names_file=NAMES_FILE)
+    widths = []
+    for split in SPLITS:
+        result = prepare_imdb(load_split(out_dir, split), os.path.join(out_dir, split + '.lst'),
+                              shuffle=split == 'train', seed=seed, num_threads=num_threads,
+                              progress=progress)
+        info.update({split + '_rec': result.rec, split + '_idx': result.idx,
+                     split + '_lst': result.lst, 'num_' + split: result.num_images})
+        widths.append(result.label_width)
+    info['label_width'] = max(widths)
+    return info
