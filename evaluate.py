@@ -8,8 +8,11 @@ import argparse
 import logging
 import os
 
-from evaluate.evaluate_net import METRICS, evaluate_net, expand_prefix
-from evaluate.options import contexts, parse_data_shape, resolve_metric
+from config.threads import set_default_threads
+
+set_default_threads()  # before mxnet is imported
+from evaluate.evaluate_net import METRICS, evaluate_net, expand_prefix  # noqa: E402
+from evaluate.options import contexts, parse_data_shape, resolve_metric  # noqa: E402
 
 BOOL = argparse.BooleanOptionalAction
 

@@ -20,23 +20,19 @@ import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
 import symbol  # noqa: E402,F401  (registers our operators)
+from symbol import symbol_factory  # noqa: E402
 
-# SSD300 (VGG16-reduced) anchor layers: feature map side, sizes, ratios -> 8732 anchors.
-SSD300_LAYERS = [
-    (38, (0.1, 0.1414), (1, 2, 0.5)),
-    (19, (0.2, 0.272), (1, 2, 0.5, 3, 1 / 3)),
-    (10, (0.37, 0.447), (1, 2, 0.5, 3, 1 / 3)),
-    (5, (0.54, 0.619), (1, 2, 0.5, 3, 1 / 3)),
-    (3, (0.71, 0.79), (1, 2, 0.5)),
-    (1, (0.88, 0.961), (1, 2, 0.5)),
-]
+# SSD300 (VGG16-reduced) anchor layers from the network's own preset: 8732 anchors.
+SSD300 = symbol_factory.get_config("vgg16_reduced", 300)
+SSD300_LAYERS = [(side, sizes, ratios, (step, step)) for side, sizes, ratios, step in
+                 zip((38, 19, 10, 5, 3, 1), SSD300["sizes"], SSD300["ratios"], SSD300["steps"])]
 NUM_CLASSES = 21
 LABEL_ROWS = 58  # label_pad_width 350 / object width 6, as in VOC training
 
 
 def prior_all_layers(prior_op, feature_maps):
-    outs = [prior_op(fm, sizes=sizes, ratios=ratios)
-            for fm, (_, sizes, ratios) in zip(feature_maps, SSD300_LAYERS)]
+    outs = [prior_op(fm, sizes=sizes, ratios=ratios, steps=steps)
+            for fm, (_, sizes, ratios, steps) in zip(feature_maps, SSD300_LAYERS)]
     return mx.nd.concat(*[o.reshape((1, -1, 4)) for o in outs], dim=1)
 
 
@@ -66,7 +62,7 @@ def wait(out):
 
 
 def cases(rng):
-    feature_maps = [mx.nd.zeros((1, 256, side, side)) for side, _, _ in SSD300_LAYERS]
+    feature_maps = [mx.nd.zeros((1, 256, side, side)) for side, *_ in SSD300_LAYERS]
     anchors = prior_all_layers(mx.nd.contrib.MultiBoxPrior, feature_maps)
     labels = voc_like_labels(rng, 32)
     logits = mx.nd.array(rng.randn(32, NUM_CLASSES, anchors.shape[1]).astype(np.float32))

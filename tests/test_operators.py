@@ -8,23 +8,18 @@ import numpy as np
 import pytest
 
 import symbol
-from symbol import operators
+from symbol import operators, symbol_factory
 
-# (feature map side, sizes, ratios) of the SSD300 VGG16 preset: 8732 anchors in total.
-SSD300_LAYERS = [
-    (38, (0.1, 0.1414), (1, 2, 0.5)),
-    (19, (0.2, 0.272), (1, 2, 0.5, 3, 1 / 3)),
-    (10, (0.37, 0.447), (1, 2, 0.5, 3, 1 / 3)),
-    (5, (0.54, 0.619), (1, 2, 0.5, 3, 1 / 3)),
-    (3, (0.71, 0.79), (1, 2, 0.5)),
-    (1, (0.88, 0.961), (1, 2, 0.5)),
-]
+# SSD300 (VGG16-reduced) anchor layers from the network's own preset: 8732 anchors.
+SSD300 = symbol_factory.get_config("vgg16_reduced", 300)
+SSD300_LAYERS = [(side, sizes, ratios, (step, step)) for side, sizes, ratios, step in
+                 zip((38, 19, 10, 5, 3, 1), SSD300["sizes"], SSD300["ratios"], SSD300["steps"])]
 
 
 def ssd300_anchors():
     parts = [mx.nd.contrib.MultiBoxPrior(mx.nd.zeros((1, 1, side, side)), sizes=sizes,
-                                         ratios=ratios).reshape((1, -1, 4))
-             for side, sizes, ratios in SSD300_LAYERS]
+                                         ratios=ratios, steps=steps).reshape((1, -1, 4))
+             for side, sizes, ratios, steps in SSD300_LAYERS]
     return mx.nd.concat(*parts, dim=1)
 
 
@@ -72,11 +67,13 @@ def test_prior_matches_contrib(case, shape):
 
 
 def test_prior_ssd300_anchor_set_matches_contrib():
-    for side, sizes, ratios in SSD300_LAYERS:
+    for side, sizes, ratios, steps in SSD300_LAYERS:
         data = mx.nd.zeros((1, 512, side, side))
-        ours = mx.nd.MultiBoxPrior(data, sizes=sizes, ratios=ratios)
+        ours = mx.nd.MultiBoxPrior(data, sizes=sizes, ratios=ratios, steps=steps)
         assert ours.shape == (1, side * side * (len(sizes) + len(ratios) - 1), 4)
-        assert_same_outputs(ours, mx.nd.contrib.MultiBoxPrior(data, sizes=sizes, ratios=ratios))
+        assert_same_outputs(ours, mx.nd.contrib.MultiBoxPrior(data, sizes=sizes, ratios=ratios,
+                                                              steps=steps))
+    assert ssd300_anchors().shape == (1, 8732, 4)
 
 
 def test_prior_by_hand():
