@@ -1,0 +1,84 @@
+"""The recipe of the shipped demo model (``model/``): dataset, network and schedule, used by
+``bench/train.py`` and quoted in ``model/README.md``, plus the export of a training checkpoint
+as the inference model ``demo.py`` loads."""
+import os
+from dataclasses import dataclass
+from typing import Tuple
+
+import mxnet as mx
+
+from .checkpoint import atomic_write, load_params, params_path, save_params_file
+
+
+@dataclass(frozen=True)
+class Recipe:
+    network: str
+    data_shape: int
+    num_train: int
+    num_val: int
+    data_seed: int
+    epochs: int
+    batch_size: int
+    optimizer: str
+    lr: float
+    wd: float
+    lr_steps: Tuple[int, ...]
+    lr_factor: float
+    seed: int
+    class_names: str = 'synthetic'
+    num_class: int = 4
+    nms_thresh: float = 0.45
+
+
+# Tuned on the 2-core CPU for mAP within minutes: small input, from scratch (no ImageNet
+# weights exist for mobilenet_0.25 here), Adam, one step down for the last epochs.
+DEMO = Recipe(network='mobilenet_0.25', data_shape=192, num_train=1000, num_val=200,
+              data_seed=0, epochs=30, batch_size=16, optimizer='adam', lr=0.001, wd=0.0005,
+              lr_steps=(24,), lr_factor=0.1, seed=0)
+
+
+def recipe_argv(recipe, data, prefix, epochs=None):
+    """train.py arguments of ``recipe`` on the prepared synthetic ``data`` (the dict of
+    ``dataset.synthetic.prepare``)."""
+    return [
+        '--network', recipe.network, '--data-shape', str(recipe.data_shape),
+        '--train-path', data['train_rec'], '--val-path', data['val_rec'],
+        '--num-class', str(recipe.num_class), '--class-names', recipe.class_names,
+        '--label-width', str(data['label_width']), '--pretrained', '', '--cpu',
+        '--batch-size', str(recipe.batch_size), '--end-epoch', str(epochs or recipe.epochs),
+        '--optimizer', recipe.optimizer, '--lr', str(recipe.lr), '--wd', str(recipe.wd),
+        '--lr-steps', ','.join(map(str, recipe.lr_steps)), '--lr-factor', str(recipe.lr_factor),
+        '--seed', str(recipe.seed), '--nms', str(recipe.nms_thresh), '--prefix', prefix,
+    ]
+
+
+def inference_prefix(directory, recipe):
+    """``<directory>/ssd_<network>_<shape>``, the name demo.py derives from its flags."""
+    return os.path.join(directory, 'ssd_%s_%d' % (recipe.network, recipe.data_shape))
+
+
+def export_inference_model(recipe, train_prefix, epoch, directory):
+    """Write the test symbol (single ``detection`` output) and the parameters of checkpoint
+    ``epoch`` under ``inference_prefix(directory, recipe)``; returns the written paths."""
+    from symbol.symbol_factory import get_symbol
+    net = get_symbol(recipe.network, recipe.data_shape, recipe.num_class,
+                     nms_thresh=recipe.nms_thresh)
+    arg_params, aux_params = load_params(train_prefix, epoch)
+    needed = set(net.list_arguments()) | set(net.list_auxiliary_states())
+    prefix = inference_prefix(directory, recipe)
+    symbol_file = prefix + '-symbol.json'
+    atomic_write(symbol_file, net.save)
+    save_params_file(params_path(prefix, epoch),
+                     {k: v for k, v in arg_params.items() if k in needed},
+                     {k: v for k, v in aux_params.items() if k in needed})
+    return [symbol_file, params_path(prefix, epoch)]
+
+
+def check_inference_model(prefix, epoch, data_shape):
+    """Bind the exported model once (raises if symbol and parameters disagree)."""
+    import symbol as _registers_multibox_operators  # noqa: F401
+    net, arg_params, aux_params = mx.model.load_checkpoint(prefix, epoch)
+    mod = mx.mod.Module(net, data_names=('data',), label_names=None, context=mx.cpu())
+    mod.bind([('data', (1, 3, data_shape, data_shape))], for_training=False)
+    mod.set_params(arg_params, aux_params, allow_missing=False)
+    return mod
