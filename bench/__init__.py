@@ -1,0 +1,1 @@
+"""Speed benchmarks (run as scripts: python bench/<name>.py); shared helpers live here too."""

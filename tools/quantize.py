@@ -1,0 +1,295 @@
+"""INT8 SSD for CPUs: MXNet's MKLDNN (oneDNN) quantization of a trained checkpoint, calibrated
+on N images of a .rec, then scored against the fp32 model (mAP and speed) on a validation .rec.
+
+    python tools/quantize.py                      # the shipped demo model on synthetic data
+    python tools/quantize.py --network vgg16_reduced --prefix model/ssd_vgg16_reduced_300 \\
+        --epoch 240 --data-shape 300 --num-class 20 --class-names pascal_voc \\
+        --calib-rec data/train.rec --eval-rec data/val.rec --num-calib-images 500
+
+Writes ``<output>-symbol.json`` / ``<output>-0000.params`` (default output: the model prefix
+plus ``_int8``).  The saved graph uses the project's MultiBox operators: ``import symbol``
+before ``mx.sym.load``; ``evaluate.py --deploy --prefix <output> --epoch 0`` runs it.  MXNet fuses every convolution with its ReLU, quantizes it to
+int8/uint8 and keeps fp32 where oneDNN has no int8 kernel (L2Normalization, softmax, the
+MultiBox operators).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+from config.threads import set_default_threads  # noqa: E402
+
+set_default_threads()  # before mxnet is imported: OpenMP reads OMP_NUM_THREADS once
+
+import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
+from mxnet.contrib.quantization import quantize_model_mkldnn  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+CALIB_MODES = ("naive", "entropy")
+# int8 output where a quantized consumer follows, uint8 after ReLU; 'smart' leaves a layer in
+# fp32 when quantizing it would only add (de)quantize pairs around a lone op.
+QUANTIZE_SETTINGS = dict(quantized_dtype="auto", quantize_mode="smart",
+                         quantize_granularity="tensor-wise")
+OUTPUT_SUFFIX = "_int8"
+QUANTIZED_EPOCH = 0
+
+
+class QuantizeError(ValueError):
+    """Inputs that cannot be quantized as asked; the message says why."""
+
+
+class ImagesOnly(mx.io.DataIter):
+    """The ``data`` of the first ``num_images`` images of a detection iterator (calibration
+    runs a label-free Module); padding of the last batch is not counted as images."""
+
+    def __init__(self, det_iter, num_images):
+        super().__init__(det_iter.provide_data[0].shape[0])
+        self.det_iter, self.num_images = det_iter, int(num_images)
+        self.provide_data, self.provide_label = det_iter.provide_data, []
+        self.seen = 0
+
+    def reset(self):
+        self.det_iter.reset()
+        self.seen = 0
+
+    def next(self):
+        if self.seen >= self.num_images:
+            raise StopIteration
+        batch = self.det_iter.next()
+        self.seen += self.batch_size - (batch.pad or 0)
+        return mx.io.DataBatch(data=batch.data, pad=batch.pad, provide_data=self.provide_data)
+
+
+def record_iter(path, batch_size, data_shape, mean_pixels):
+    """Validation-style (no augmentation) batches of a detection .rec."""
+    from config.config import cfg
+    from dataset.iterator import DetRecordIter
+    if not os.path.isfile(path):
+        raise QuantizeError("record file not found: %s" % path)
+    return DetRecordIter(path, batch_size, data_shape, mean_pixels=mean_pixels, **cfg.valid)
+
+
+def quantize(symbol, arg_params, aux_params, calib_data, num_calib_images,
+             calib_mode="naive", excluded_layers=(), logger=None):
+    """(qsymbol, qarg_params, aux_params): the test ``symbol`` fused and quantized by MXNet's
+    MKLDNN backend, with thresholds from ``num_calib_images`` images of ``calib_data`` (a
+    DataIter of ``data`` only, see :class:`ImagesOnly`).
+
+    ``calib_mode`` 'naive' takes each layer's min/max over the calibration images, 'entropy'
+    the threshold minimising the KL divergence of the int8 histogram (slower; may clip rare
+    large activations).  ``excluded_layers``: node names to keep in fp32.
+    """
+    if calib_mode not in CALIB_MODES:
+        raise QuantizeError("calib_mode must be one of %s, got %r"
+                            % (", ".join(CALIB_MODES), calib_mode))
+    if num_calib_images < 1:
+        raise QuantizeError("need at least 1 calibration image, got %d" % num_calib_images)
+    unknown = sorted(set(excluded_layers) - _node_names(symbol))
+    if unknown:
+        raise QuantizeError("excluded layer(s) not in the network: %s" % ", ".join(unknown))
+    return quantize_model_mkldnn(
+        symbol, arg_params, aux_params, data_names=("data",), label_names=(), ctx=mx.cpu(),
+        excluded_sym_names=list(excluded_layers), calib_mode=calib_mode, calib_data=calib_data,
+        num_calib_examples=num_calib_images, logger=logger, **QUANTIZE_SETTINGS)
+
+
+def _node_names(symbol):
+    return {name[:-len("_output")] for name in symbol.get_internals().list_outputs()
+            if name.endswith("_output")}
+
+
+def quantized_layer_count(qsymbol):
+    """Number of convolutions that run in int8 (fused MKLDNN nodes marked quantized)."""
+    nodes = json.loads(qsymbol.tojson())["nodes"]
+    return sum(1 for n in nodes if n["op"] == "_sg_mkldnn_conv"
+               and n.get("attrs", {}).get("quantized") == "true")
+
+
+def bind(symbol, arg_params, aux_params, data_shape):
+    module = mx.mod.Module(symbol, data_names=("data",), label_names=None, context=mx.cpu())
+    module.bind(data_shapes=[("data", data_shape)], for_training=False)
+    module.set_params(arg_params, aux_params, allow_missing=False, allow_extra=True)
+    return module
+
+
+def compare_on_records(models, eval_iter, class_names):
+    """Run every model ({name: Module}) on the same batches, taking turns batch by batch (so
+    load from other processes hits all alike).  Returns {name: (mAP (VOC07), images/s of
+    forward + output copy)}."""
+    from evaluate.eval_metric import VOC07MApMetric
+    metrics = {name: VOC07MApMetric(0.5, False, class_names) for name in models}
+    seconds = dict.fromkeys(models, 0.0)
+    images = 0
+    eval_iter.reset()
+    first = eval_iter.next()
+    for module in models.values():  # untimed: oneDNN creates its kernels on the first call
+        module.forward(first, is_train=False)
+        module.get_outputs()[0].wait_to_read()
+    eval_iter.reset()
+    bar = tqdm(desc="fp32 vs int8", unit="img")
+    for batch in eval_iter:
+        real = eval_iter.batch_size - (batch.pad or 0)
+        for name, module in models.items():
+            start = time.perf_counter()
+            module.forward(batch, is_train=False)
+            dets = module.get_outputs()[0].asnumpy()
+            seconds[name] += time.perf_counter() - start
+            metrics[name].update([batch.label[0][:real]], [dets[:real]])
+        images += real
+        bar.update(real)
+    bar.close()
+    return {name: (metrics[name].mean_ap(), images / seconds[name]) for name in models}
+
+
+def confident_rows(output, image, min_score):
+    rows = output[image]
+    return rows[(rows[:, 0] >= 0) & (rows[:, 1] >= min_score)]
+
+
+def box_iou(box, boxes):
+    """IoU of one [xmin, ymin, xmax, ymax] box with each row of ``boxes``."""
+    low, high = np.maximum(box[:2], boxes[:, :2]), np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(high - low, 0, None), axis=1)
+    areas = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=1)
+    area = np.prod(np.clip(box[2:] - box[:2], 0, None))
+    return inter / np.maximum(area + areas - inter, 1e-12)
+
+
+def detection_agreement(reference, candidate, min_score=0.5, iou=0.5):
+    """(share of the reference's detections scoring >= ``min_score`` that the candidate also
+    makes -- same class, IoU >= ``iou``, any score --, mean |score difference| of those
+    matches).  Both are MultiBoxDetection outputs (batch, anchors, 6) as numpy arrays."""
+    found, total, score_diffs = 0, 0, []
+    for image in range(len(reference)):
+        candidates = confident_rows(candidate, image, 0.0)
+        for row in confident_rows(reference, image, min_score):
+            total += 1
+            same_class = candidates[candidates[:, 0] == row[0]]
+            if not len(same_class):
+                continue
+            overlaps = box_iou(row[2:], same_class[:, 2:])
+            if overlaps.max() >= iou:
+                found += 1
+                score_diffs.append(abs(same_class[overlaps.argmax(), 1] - row[1]))
+    share = found / total if total else float("nan")
+    return share, float(np.mean(score_diffs)) if score_diffs else float("nan")
+
+
+def default_paths():
+    """The shipped demo model and its synthetic data (see model/README.md)."""
+    from detect.shipped import SHIPPED_MODEL
+    from evaluate.evaluate_net import expand_prefix
+    shipped = dict(SHIPPED_MODEL)
+    shipped["prefix"] = expand_prefix(shipped["prefix"], shipped["network"],
+                                      shipped["data_shape"])
+    return shipped
+
+
+def prepare_synthetic(directory):
+    """The synthetic dataset of the demo model's recipe, where bench/train.py keeps it
+    (generated once, then reused)."""
+    from dataset import synthetic
+    from train.recipes import DEMO
+    directory = directory or os.path.join(ROOT, "data", "synthetic_%d" % DEMO.data_shape)
+    return synthetic.prepare(directory, num_train=DEMO.num_train, num_val=DEMO.num_val,
+                             seed=DEMO.data_seed, data_shape=DEMO.data_shape)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--network", help="network name (default: the shipped model's)")
+    parser.add_argument("--prefix", help="checkpoint prefix (default: the shipped model)")
+    parser.add_argument("--epoch", type=int, help="checkpoint epoch (default: the newest)")
+    parser.add_argument("--data-shape", type=int, help="input side (default: the shipped "
+                        "model's)")
+    parser.add_argument("--num-class", type=int, help="classes without background")
+    parser.add_argument("--class-names", help="comma list, a file, or a dataset/names name")
+    parser.add_argument("--mean-pixels", type=float, nargs=3, default=(123, 117, 104),
+                        metavar=("R", "G", "B"))
+    parser.add_argument("--nms", type=float, default=0.45, help="NMS threshold")
+    parser.add_argument("--calib-rec", help="images to calibrate on (default: the synthetic "
+                        "train.rec)")
+    parser.add_argument("--eval-rec", help="validation .rec for mAP and speed (default: the "
+                        "synthetic val.rec; '' to skip)")
+    parser.add_argument("--synthetic-dir", help="where the demo model's synthetic dataset "
+                        "lives or is generated (default: data/synthetic_<recipe input size>)")
+    parser.add_argument("--num-calib-images", type=int, default=64)
+    parser.add_argument("--calib-mode", choices=CALIB_MODES, default="naive")
+    parser.add_argument("--exclude", default="", help="comma list of layers kept in fp32")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--output", help="output prefix (default: <prefix>%s)" % OUTPUT_SUFFIX)
+    return parser.parse_args(argv)
+
+
+def resolve_model(args):
+    """Fill the flags left out from the shipped model's settings; returns the class names."""
+    from dataset.imdb import load_class_names
+    from detect.detector import resolve_epoch
+    shipped = default_paths()
+    for flag, key in (("network", "network"), ("prefix", "prefix"), ("data_shape", "data_shape"),
+                      ("class_names", "class_names")):
+        if getattr(args, flag) is None:
+            setattr(args, flag, shipped[key])
+    args.epoch = resolve_epoch(args.prefix, args.epoch)
+    names = load_class_names(args.class_names)
+    args.num_class = args.num_class or len(names)
+    if len(names) != args.num_class:
+        raise QuantizeError("--class-names has %d names but --num-class is %d"
+                            % (len(names), args.num_class))
+    return names
+
+
+def main(argv=None):
+    import symbol as _registers_multibox_operators  # noqa: F401
+    from symbol.symbol_factory import get_symbol
+    args = parse_args(argv)
+    class_names = resolve_model(args)
+    if args.calib_rec is None or args.eval_rec is None:
+        data = prepare_synthetic(args.synthetic_dir)
+        args.calib_rec = data["train_rec"] if args.calib_rec is None else args.calib_rec
+        args.eval_rec = data["val_rec"] if args.eval_rec is None else args.eval_rec
+    net = get_symbol(args.network, args.data_shape, args.num_class, nms_thresh=args.nms)
+    arg_params, aux_params = mx.model.load_params(args.prefix, args.epoch)
+    calib = ImagesOnly(record_iter(args.calib_rec, args.batch_size, args.data_shape,
+                                   args.mean_pixels), args.num_calib_images)
+    start = time.time()
+    excluded = [name for name in args.exclude.split(",") if name]
+    qsym, qargs, qaux = quantize(net, arg_params, aux_params, calib, args.num_calib_images,
+                                 args.calib_mode, excluded)
+    print("quantized %d convolutions to int8 in %.0f s (%s calibration on %d images of %s)"
+          % (quantized_layer_count(qsym), time.time() - start, args.calib_mode,
+             min(calib.seen, args.num_calib_images), args.calib_rec))
+    output = args.output or args.prefix + OUTPUT_SUFFIX
+    mx.model.save_checkpoint(output, QUANTIZED_EPOCH, qsym, qargs, qaux)
+    print("wrote %s-symbol.json and %s-%04d.params" % (output, output, QUANTIZED_EPOCH))
+    if args.eval_rec:
+        shape = (args.batch_size, 3, args.data_shape, args.data_shape)
+        models = {"fp32": bind(net, arg_params, aux_params, shape),
+                  "int8": bind(qsym, qargs, qaux, shape)}
+        results = compare_on_records(models, record_iter(args.eval_rec, args.batch_size,
+                                                         args.data_shape, args.mean_pixels),
+                                     class_names)
+        print("%s on %s (batch %d, OMP_NUM_THREADS=%s, load %.2f)"
+              % (os.path.basename(args.prefix), args.eval_rec, args.batch_size,
+                 os.environ.get("OMP_NUM_THREADS"), os.getloadavg()[0]))
+        print("%-6s %10s %10s" % ("model", "VOC07 mAP", "images/s"))
+        for name, (mean_ap, rate) in results.items():
+            print("%-6s %10.4f %10.2f" % (name, mean_ap, rate))
+        print("int8 / fp32 speed: %.2fx, mAP change: %+.4f"
+              % (results["int8"][1] / results["fp32"][1],
+                 results["int8"][0] - results["fp32"][0]))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except QuantizeError as err:
+        sys.exit("error: %s" % err)
