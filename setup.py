@@ -28,6 +28,7 @@ REQUIRES = [
     "protobuf",
     "grpcio-tools",                      # compiles the Caffe proto for tools/caffe_converter
     "pycocotools",
+    "scipy",                             # MXNet's INT8 entropy calibration (tools/quantize.py)
 ]
 
 
