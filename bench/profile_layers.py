@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 
 from bench import inference  # noqa: E402
 
+SMALL_MS = 5.0  # layers faster than this share one row
 VERBOSE_CONV = re.compile(r"dnnl_verbose,exec,cpu,convolution,([^,]+),.*,mb\d+_ic(\d+)oc(\d+)_"
                           r"ih\d+oh(\d+)kh(\d+)sh(\d+)dh(\d+).*,([\d.]+)$")
 
@@ -62,6 +63,13 @@ def captured_stdout(run):
             os.close(saved)
         capture.seek(0)
         return capture.read()
+
+
+def quietly(make):
+    """``make()``, with oneDNN's verbose lines (printed while it runs) thrown away."""
+    result = []
+    captured_stdout(lambda: result.append(make()))
+    return result[0]
 
 
 def first_int(attrs, key):
@@ -120,12 +128,13 @@ def main():
     side = args.data_shape
     sym = inference.get_symbol("vgg16_reduced", side, inference.NUM_CLASSES, **inference.NMS)
     with tempfile.TemporaryDirectory() as workdir:
-        prototxt, caffemodel, params = inference.caffe_twin_params(sym, side, workdir)
-        data = inference.ours_input(inference.synthetic_images(1, side))
-        fp32 = inference.module_runner(sym, params, {}, mx.nd.array(data))
-        int8 = inference.module_runner(*inference.int8_model(sym, params, {}, side, 16),
-                                       mx.nd.array(data))
-        bgr = np.ascontiguousarray(data[:, ::-1])
+        prototxt, caffemodel, params = quietly(
+            lambda: inference.caffe_twin_params(sym, side, workdir))
+        data = mx.nd.array(inference.ours_input(inference.synthetic_images(1, side)))
+        fp32 = quietly(lambda: inference.module_runner(sym, params, {}, data))
+        int8 = quietly(lambda: inference.module_runner(
+            *inference.int8_model(sym, params, {}, side, 16), data))
+        bgr = np.ascontiguousarray(data.asnumpy()[:, ::-1])
         opencv = {}
         for winograd in (True, False):
             net = cv2.dnn.readNetFromCaffe(prototxt, caffemodel)
@@ -134,7 +143,7 @@ def main():
     for run in (fp32, int8):
         captured_stdout(run)  # untimed: oneDNN creates its kernels on the first call
     ours, ours_int8 = onednn_times(fp32, args.rounds), onednn_times(int8, args.rounds)
-    rows, totals = [], np.zeros(4)
+    rows, totals, small = [], np.zeros(4), np.zeros(4)
     for key, names in sorted(layer_geometry(sym, side).items(),
                              key=lambda item: -ours.get(item[0], (0.0, ""))[0]):
         ic, oc, out_side, kernel, _, _ = key
@@ -143,9 +152,14 @@ def main():
                           sum(opencv[True].get(n, 0.0) for n in names),
                           sum(opencv[False].get(n, 0.0) for n in names)])
         totals += times
+        if times[0] < SMALL_MS:
+            small += times
+            continue
         rows.append((",".join(names)[:40], "%.2f" % gflop, "%.1f" % times[0],
                      ours.get(key, (0, "?"))[1], "%.1f" % times[1], "%.1f" % times[2],
                      "%.1f" % times[3]))
+    rows.append(("layers under %g ms" % SMALL_MS, "", "%.1f" % small[0], "", "%.1f" % small[1],
+                 "%.1f" % small[2], "%.1f" % small[3]))
     rows.append(("all convolutions", "", "%.0f" % totals[0], "", "%.0f" % totals[1],
                  "%.0f" % totals[2], "%.0f" % totals[3]))
     rows.append(("OpenCV, every layer", "", "", "", "", "%.0f" % sum(opencv[True].values()),

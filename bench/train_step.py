@@ -168,7 +168,7 @@ def main():
         ratio = list(medians.values())[1] / ours
         print("  GluonCV's step includes %.0f ms of SSDTargetGenerator for the %d images"
               % (target_seconds * 1e3, args.batch_size))
-        print("\nours vs GluonCV: %.2fx (goal >= 1.0x) %s"
+        print("\nours vs GluonCV: %.3fx (goal >= 1.0x) %s"
               % (ratio, "met" if ratio >= 1.0 else "MISSED"))
     return 0
 

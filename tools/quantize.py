@@ -291,5 +291,5 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except QuantizeError as err:
+    except (QuantizeError, FileNotFoundError) as err:  # missing checkpoint or data: no trace
         sys.exit("error: %s" % err)
