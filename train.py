@@ -1,9 +1,8 @@
 """Train an SSD detector.
 
     python train.py --network vgg16_reduced --train-path data/train.rec --val-path data/val.rec
-    python train.py --network mobilenet_0.25 --pretrained '' --num-class 4 \
-        --class-names synthetic --data-shape 192 --cpu
     python train.py --resume last ...        # continue the newest checkpoint of --prefix
+    python bench/train.py                    # the shipped demo model's recipe (model/README.md)
 
 Distributed (MXNet parameter server), see tools/launch.py:
     python tools/launch.py -n 2 -s 1 -- python train.py --kv-store dist_sync ...

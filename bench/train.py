@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 
@@ -22,7 +23,9 @@ from config.threads import set_default_threads  # noqa: E402
 
 set_default_threads()
 
-from train.recipes import DEMO, export_inference_model, recipe_argv  # noqa: E402
+from train.history import curves_path  # noqa: E402
+from train.recipes import (DEMO, check_inference_model, export_inference_model,  # noqa: E402
+                           inference_prefix, recipe_argv)
 
 GOAL_MAP = 0.9
 GOAL_MINUTES = 15.0
@@ -96,7 +99,10 @@ def main(argv=None):
     print('\n' + report(summary, wall_seconds, (load_before, load_average())))
     if args.export:
         files = export_inference_model(DEMO, summary['prefix'], args.epochs, args.export)
-        print('exported: %s' % ', '.join(files))
+        check_inference_model(inference_prefix(args.export, DEMO), args.epochs, DEMO.data_shape)
+        curves = inference_prefix(args.export, DEMO) + '-curves.png'
+        shutil.copyfile(curves_path(summary['prefix']), curves)
+        print('exported (and loaded back): %s' % ', '.join(files + [curves]))
     with open(summary['prefix'] + '-bench.json', 'w') as f:
         json.dump({'wall_seconds': wall_seconds, 'prepare_seconds': prepare_seconds,
                    'load_before': load_before, 'load_after': load_average(),

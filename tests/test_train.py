@@ -27,11 +27,11 @@ BATCH = 8
 BATCHES_PER_EPOCH = NUM_TRAIN // BATCH
 # From scratch, mobilenet_0.25 needs far more than a test's few minutes to generalise to new
 # images (bench/train.py measures that); what a short run can show is that it learns: the
-# learning run validates on its own (unaugmented) training images.  Measured on the 2-core
-# machine: losses fall to about 1/3 (CrossEntropy) and 1/2 (SmoothL1) of the first epoch's and
-# the validation mAP reaches 0.13-0.21 in the last epochs, from about 0.005 after epoch 1.
+# learning run validates on its own (unaugmented) training images.  Measured (2-core machine,
+# deterministic with the seeds): CrossEntropy 2.30 -> 0.55, SmoothL1 1.18 -> 0.34 from the first
+# to the last epoch; validation mAP 0.006-0.04 in epochs 1-13, then 0.15-0.42 (last 5: max 0.30).
 LEARN_EPOCHS = 25
-MIN_MAP = 0.06
+MIN_MAP = 0.1
 SIGKILL_EPOCHS = 4
 NO_AUGMENTATION = dict(cfg.valid, shuffle=True)
 
@@ -68,8 +68,8 @@ def test_short_training_lowers_both_losses_and_learns(trained):
     epochs = trained['epochs']
     assert [e['epoch'] for e in epochs] == list(range(1, LEARN_EPOCHS + 1))
     first, last = epochs[0], epochs[-1]
-    assert last['CrossEntropy'] < 0.6 * first['CrossEntropy']
-    assert last['SmoothL1'] < 0.75 * first['SmoothL1']
+    assert last['CrossEntropy'] < 0.4 * first['CrossEntropy']
+    assert last['SmoothL1'] < 0.5 * first['SmoothL1']
     late_map = max(e['mAP'] for e in epochs[-5:])
     assert late_map > MIN_MAP, [round(e['mAP'], 3) for e in epochs]
     assert set(e for e in last if e.startswith('AP ')) == {'AP circle', 'AP square',
@@ -118,7 +118,8 @@ def wait_for_checkpoint(prefix, epoch, process, timeout=120):
 
 def test_resume_after_sigkill_finishes_the_same_epochs(data, tmp_path):
     prefix = tmp_path / 'ssd'
-    process = run_train_script(data, prefix, '--end-epoch', str(SIGKILL_EPOCHS))
+    schedule = ('--end-epoch', str(SIGKILL_EPOCHS), '--lr-steps', '3')   # lr x0.1 after epoch 3
+    process = run_train_script(data, prefix, *schedule)
     wait_for_checkpoint(prefix, 2, process)
     time.sleep(0.5)   # somewhere in epoch 3 (training, validating or writing)
     os.kill(process.pid, signal.SIGKILL)
@@ -126,7 +127,7 @@ def test_resume_after_sigkill_finishes_the_same_epochs(data, tmp_path):
     done = checkpoint.saved_epochs(str(prefix))
     assert done[:2] == [1, 2] and SIGKILL_EPOCHS not in done
     killed_at = done[-1]
-    resumed = run_train_script(data, prefix, '--end-epoch', str(SIGKILL_EPOCHS), '--resume', 'last')
+    resumed = run_train_script(data, prefix, *schedule, '--resume', 'last')
     output, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, output
     assert 'Resume training from %s' % checkpoint.params_path(str(prefix), killed_at) in output
@@ -134,7 +135,10 @@ def test_resume_after_sigkill_finishes_the_same_epochs(data, tmp_path):
     assert checkpoint.saved_epochs(str(prefix)) == list(range(1, SIGKILL_EPOCHS + 1))
     assert not [f for f in os.listdir(tmp_path) if f.endswith(checkpoint.PARTIAL_SUFFIX)]
     with open(history_path(str(prefix))) as f:
-        assert [e['epoch'] for e in json.load(f)] == list(range(1, SIGKILL_EPOCHS + 1))
+        history = json.load(f)
+    assert [e['epoch'] for e in history] == list(range(1, SIGKILL_EPOCHS + 1))
+    # the optimizer went on counting updates: the step after epoch 3 happened as planned
+    assert [e['lr'] for e in history] == pytest.approx([0.004, 0.004, 0.004, 0.0004])
     assert 'Epoch[%d] Train-CrossEntropy' % killed_at in output
     assert 'Epoch[%d] Train-CrossEntropy' % (killed_at - 1) not in output
 
@@ -219,6 +223,7 @@ def test_non_finite_weights_are_never_checkpointed(data, tmp_path, monkeypatch):
     monkeypatch.setattr(mx.mod.Module, 'forward_backward', forward_backward_poisoning_a_weight)
     prefix = str(tmp_path / 'ssd')
     with pytest.raises(TrainingDiverged, match=r'parameters became non-finite by the end of '
-                       r'Epoch\[1\] \(.*conv_1_conv2d_weight\).*last good checkpoint .*-0001.params'):
+                       r'Epoch\[1\] \(.*conv_1_conv2d_weight\).*last good checkpoint '
+                       r'.*-0001.params'):
         train_net(options(data, prefix, end_epoch=3, val_path=''))
     assert checkpoint.saved_epochs(prefix) == [1]

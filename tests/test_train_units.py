@@ -11,8 +11,9 @@ from train import checkpoint, cli
 from train.metric import MultiBoxMetric
 from train.optim import lr_schedule, optimizer_params
 from train.options import TrainOptions
-from train.params import frozen_by_pattern, split_by_fit
-from train.train_net import count_examples, log_file_path, resolve_class_names
+from train.params import choose_param_source, frozen_by_pattern, split_by_fit
+from train.train_net import (count_examples, log_file_path, resolve_class_names,
+                             training_symbol)
 
 # ------------------------------------------------------------------------------------ metric
 
@@ -148,6 +149,24 @@ def test_freeze_pattern_and_shape_filter():
     assert rejected == {'b': 'shape (3,), network needs (4,)', 'c': 'not in the network'}
 
 
+def test_pretrained_vgg16_reduced_file_fills_the_backbone(tmp_path):
+    from symbol.symbol_factory import get_symbol_train
+    net = get_symbol_train('vgg16_reduced', 300, 20)
+    prefix = str(tmp_path / 'vgg16_reduced')
+    arrays = {'conv1_1_weight': mx.nd.ones((64, 3, 3, 3)),
+              'fc7_weight': mx.nd.ones((1024, 1024, 1, 1)),
+              'fc8_weight': mx.nd.ones((1000, 1024, 1, 1)),   # ImageNet classifier: unused
+              'conv5_3_bias': mx.nd.ones(7)}                  # wrong shape: skipped
+    checkpoint.save_params_file(checkpoint.params_path(prefix, 1), arrays, {})
+    opts = TrainOptions(pretrained=prefix, epoch=1, begin_epoch=3)
+    source = choose_param_source(opts, net, {'data': (1, 3, 300, 300), 'label': (1, 2, 6)})
+    assert sorted(source.arg_params) == ['conv1_1_weight', 'fc7_weight']
+    assert (source.begin_epoch, source.fixed_names, source.resumed) == (3, [], False)
+    with pytest.raises(checkpoint.CheckpointError, match='vgg16_reduced-0002.params'):
+        choose_param_source(opts.replace(epoch=2), net, {'data': (1, 3, 300, 300),
+                                                          'label': (1, 2, 6)})
+
+
 def test_class_names_and_counts(tmp_path):
     assert resolve_class_names(None, 20)[:2] == ['aeroplane', 'bicycle']
     assert resolve_class_names(None, 3) == ['class_0', 'class_1', 'class_2']
@@ -180,13 +199,41 @@ def test_command_line_flags_map_to_options():
             defaults.data_shape, defaults.voc07) == (0.004, 32, 240, (80, 160), 300, True)
 
 
+def test_preset_overrides_reach_the_symbol_builder():
+    args = cli.parse_args(['--network', 'mobilenet_0.25', '--data-shape', '128', '--num-class',
+                           '4', '--preset-overrides', '{"sizes": [0.2, 0.3], "clip": true}'])
+    opts = cli.options_from_args(args)
+    assert opts.preset_overrides == {'sizes': [0.2, 0.3], 'clip': True}
+    net = training_symbol(opts)
+    anchors = net.get_internals()['multibox_anchors_output']
+    executor = anchors.simple_bind(mx.cpu(), data=(1, 3, 128, 128), grad_req='null')
+    boxes = executor.forward()[0].asnumpy()[0]   # anchors depend on shapes only
+    last_layer_widths = (boxes[:, 2] - boxes[:, 0])[-4:]   # the 1x1 map: sizes, then ratios
+    assert np.allclose(last_layer_widths, [0.2, 0.3, 0.2 * 2 ** 0.5, 0.2 / 2 ** 0.5], atol=1e-6)
+    with pytest.raises(ValueError, match='--preset-overrides .*unknown SSD config field.*anchor'):
+        training_symbol(opts.replace(preset_overrides={'anchor': 1}))
+    with pytest.raises(ValueError, match=r'--preset-overrides \{"sizes": \[\[0.2, 0.3\]\]\}: '
+                                         'sizes has 1 entries for 7 feature layers'):
+        training_symbol(opts.replace(preset_overrides={'sizes': [[0.2, 0.3]]}))
+
+
 @pytest.mark.parametrize('argv, message', [
     (['--resume', 'newest'], "expected an epoch number or 'last'"),
     (['--data-shape', '1,2,3'], 'expected SIZE or HEIGHT,WIDTH'),
     (['--optimizer', 'nadam'], 'invalid choice'),
     (['--voc07', 'False'], 'unrecognized arguments: False'),
+    (['--preset-overrides', '[1, 2]'], 'expected a JSON object'),
+    (['--preset-overrides', '{sizes: 1}'], 'not valid JSON'),
 ])
 def test_command_line_rejects_bad_values(argv, message, capsys):
     with pytest.raises(SystemExit):
         cli.parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+def test_missing_training_data_is_a_clear_error(tmp_path, caplog):
+    status = cli.main(['--cpu', '--log', '', '--prefix', str(tmp_path / 'ssd'),
+                       '--train-path', str(tmp_path / 'missing.rec')])
+    assert status == 1
+    assert 'training record file not found: %s (--train-path' % (tmp_path / 'missing.rec') \
+        in caplog.text

@@ -1,0 +1,1 @@
+"""SSD training: ``train_net(TrainOptions(...))``, checkpoints, metrics (see README.md)."""

@@ -1,5 +1,6 @@
 """Command line of train.py: flags (defaults from ``train.options.TrainOptions``) -> options."""
 import argparse
+import json
 import logging
 
 from .optim import OPTIMIZER_ARGS
@@ -22,6 +23,16 @@ def int_list(text):
         return tuple(int(v) for v in text.replace(' ', '').split(',') if v)
     except ValueError:
         raise argparse.ArgumentTypeError('expected comma-separated integers, got %r' % text)
+
+
+def json_object(text):
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError('not valid JSON (%s): %r' % (err, text))
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError('expected a JSON object {...}, got %r' % text)
+    return value
 
 
 def data_shape(text):
@@ -65,6 +76,10 @@ def parse_args(argv=None):
         help='suppress overlapping boxes across classes')
     add('--min-neg-samples', '--min_neg_samples', dest='min_neg_samples', type=int,
         help='minimum hard negatives per image (MultiBoxTarget)')
+
+    add('--preset-overrides', dest='preset_overrides', type=json_object,
+        help='JSON object of network preset fields to replace, e.g. \'{"sizes": [[0.1, 0.2], '
+             '...]}\' (see symbol/README.md); inference must build the same network')
 
     source = p.add_argument_group('initial weights')
     add('--resume', dest='resume', type=epoch_or_last,

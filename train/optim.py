@@ -28,7 +28,8 @@ def lr_schedule(learning_rate, step_epochs, factor, epoch_size, begin_epoch):
     learning_rate *= factor ** len(passed)
     remaining = [epoch_size * (s - begin_epoch) for s in sorted(step_epochs) if s > begin_epoch]
     if passed:
-        logger.info('Resuming at epoch %d: learning rate adjusted to %g', begin_epoch, learning_rate)
+        logger.info('Resuming at epoch %d: learning rate adjusted to %g', begin_epoch,
+                    learning_rate)
     if not remaining:
         return learning_rate, None
     return learning_rate, mx.lr_scheduler.MultiFactorScheduler(step=remaining, factor=factor)

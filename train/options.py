@@ -31,6 +31,8 @@ class TrainOptions:
     nms_topk: int = 400
     force_nms: bool = False
     min_neg_samples: int = 0
+    # fields of the network's preset to override (symbol_factory.get_config keywords)
+    preset_overrides: Optional[dict] = None
     # parameter sources
     resume: Union[int, str] = -1            # epoch, or 'last'
     finetune: int = -1

@@ -53,7 +53,8 @@ def split_by_fit(params, shapes):
         if name not in shapes:
             rejected[name] = 'not in the network'
         elif tuple(value.shape) != tuple(shapes[name]):
-            rejected[name] = 'shape %s, network needs %s' % (tuple(value.shape), tuple(shapes[name]))
+            rejected[name] = 'shape %s, network needs %s' % (tuple(value.shape),
+                                                             tuple(shapes[name]))
         else:
             fitting[name] = value
     return fitting, rejected
@@ -100,18 +101,18 @@ def finetune_source(prefix, epoch, net, shapes):
 def pretrained_source(prefix, epoch, net, shapes, begin_epoch):
     fitting, _ = _load_fitting(prefix, epoch, net, shapes, 'pretrained')
     if not fitting:
-        raise CheckpointError('no parameter of %s fits network %s; wrong --pretrained file?'
-                              % (params_path(prefix, epoch), ', '.join(sorted(shapes)[:3]) + ', ...'))
+        raise CheckpointError('no parameter of %s fits the network (%s, ...); wrong --pretrained '
+                              'file?' % (params_path(prefix, epoch), ', '.join(sorted(shapes)[:3])))
     logger.info('Start training with %d parameters of %s', len(fitting), params_path(prefix, epoch))
     arg, aux = _split_arg_aux(fitting, net)
     return ParamSource(arg, aux, begin_epoch, [], False)
 
 
-def default_pretrained(network):
-    """``model/<network>`` when its epoch-1 weights exist (the original's vgg16_reduced
-    layout), else '' (from scratch)."""
+def default_pretrained(network, epoch):
+    """``model/<network>`` when it holds weights of ``epoch`` (the original's
+    ``model/vgg16_reduced-0001.params`` layout), else '' (from scratch)."""
     prefix = os.path.join('model', network)
-    return prefix if os.path.isfile(params_path(prefix, 1)) else ''
+    return prefix if os.path.isfile(params_path(prefix, epoch)) else ''
 
 
 def choose_param_source(opts, net, input_shapes):
@@ -121,7 +122,8 @@ def choose_param_source(opts, net, input_shapes):
         return resume_source(opts.prefix, opts.resume, net, shapes)
     if opts.finetune > 0:
         return finetune_source(opts.prefix, opts.finetune, net, shapes)
-    pretrained = default_pretrained(opts.network) if opts.pretrained is None else opts.pretrained
+    pretrained = (default_pretrained(opts.network, opts.epoch) if opts.pretrained is None
+                  else opts.pretrained)
     if pretrained:
         return pretrained_source(pretrained, opts.epoch, net, shapes, opts.begin_epoch)
     logger.warning('Training %s from scratch (no --pretrained weights): expect a long schedule '

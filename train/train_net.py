@@ -9,6 +9,7 @@ the record file; worker 0 validates and writes the checkpoints.
 """
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import random
@@ -41,7 +42,8 @@ DIST_ENVIRONMENT = ('DMLC_ROLE', 'DMLC_PS_ROOT_URI', 'DMLC_PS_ROOT_PORT', 'DMLC_
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the message names the epoch and batch."""
+    """The loss or the weights became NaN or infinite; the message says where and which
+    checkpoint is the last good one."""
 
 
 # ----------------------------------------------------------------------------- set-up helpers
@@ -87,6 +89,9 @@ def resolve_class_names(class_names, num_class):
 
 def count_examples(path_imgrec):
     """Images in a record file: lines of its .idx, else its records counted."""
+    if not os.path.isfile(path_imgrec):
+        raise FileNotFoundError('training record file not found: %s (--train-path; prepare one '
+                                'with tools/prepare_dataset.py)' % path_imgrec)
     index = os.path.splitext(path_imgrec)[0] + '.idx'
     if os.path.isfile(index):
         with open(index) as f:
@@ -143,6 +148,19 @@ def parameter_digest(arg_params):
     return digest.hexdigest()
 
 
+def training_symbol(opts):
+    try:
+        return get_symbol_train(opts.network, opts.data_shape, opts.num_class,
+                                nms_thresh=opts.nms_thresh, force_suppress=opts.force_nms,
+                                nms_topk=opts.nms_topk,
+                                minimum_negative_samples=opts.min_neg_samples,
+                                **(opts.preset_overrides or {}))
+    except (TypeError, ValueError) as err:   # unknown preset field or inconsistent values
+        if not opts.preset_overrides:
+            raise
+        raise ValueError('--preset-overrides %s: %s' % (json.dumps(opts.preset_overrides), err))
+
+
 # ----------------------------------------------------------------------------------- trainer
 
 class Trainer:
@@ -159,11 +177,10 @@ class Trainer:
         self.epoch_size = max(1, num_example // (opts.batch_size * num_workers))
         self.train_iter = self._train_iter()
         self.val_iter = self._val_iter()
-        self.net = get_symbol_train(opts.network, opts.data_shape, opts.num_class,
-                                    nms_thresh=opts.nms_thresh, force_suppress=opts.force_nms,
-                                    nms_topk=opts.nms_topk,
-                                    minimum_negative_samples=opts.min_neg_samples)
+        self.net = training_symbol(opts)
         self.last_checkpoint = None
+        self.monitor = (mx.mon.Monitor(opts.monitor, pattern=opts.monitor_pattern)
+                        if opts.monitor > 0 else None)
         logger.info('Training %s on %d images per epoch (%d batches of %d per worker, %d '
                     'worker(s)) on %s', opts.network, num_example, self.epoch_size,
                     opts.batch_size, num_workers, self.contexts)
@@ -209,31 +226,42 @@ class Trainer:
         mod.bind(self.train_iter.provide_data, self.train_iter.provide_label, for_training=True)
         mod.init_params(mx.init.Xavier(), arg_params=source.arg_params,
                         aux_params=source.aux_params, allow_missing=True)
+        self._init_optimizer(mod, source)
+        if self.monitor is not None:
+            mod.install_monitor(self.monitor)
+        return mod
+
+    def _init_optimizer(self, mod, source):
+        opts = self.opts
+        states = self._optimizer_states(source)
+        # With its saved state the optimizer continues counting updates (Adam's bias
+        # correction, the schedule's steps); without it, it starts afresh on a shifted schedule.
+        done_updates = source.begin_epoch * self.epoch_size if states else 0
         learning_rate, scheduler = lr_schedule(opts.lr, opts.lr_steps, opts.lr_factor,
-                                               self.epoch_size, source.begin_epoch)
+                                               self.epoch_size, 0 if states else source.begin_epoch)
         # The losses are already averaged per batch; only devices (and synchronous workers,
         # whose gradients the servers add up) remain to be averaged.
         replicas = len(self.contexts) * (self.num_workers if '_sync' in opts.kv_store else 1)
+        params = optimizer_params(opts.optimizer, learning_rate, opts.momentum, opts.wd,
+                                  scheduler, 1.0 / replicas)
         mod.init_optimizer(kvstore=self.kvstore, optimizer=opts.optimizer,
-                           optimizer_params=optimizer_params(
-                               opts.optimizer, learning_rate, opts.momentum, opts.wd, scheduler,
-                               1.0 / replicas))
-        if source.resumed:
-            self._load_optimizer_states(mod, source.begin_epoch)
-        if opts.monitor > 0:
-            mod.install_monitor(mx.mon.Monitor(opts.monitor, pattern=opts.monitor_pattern))
-        return mod
+                           optimizer_params=dict(params, begin_num_update=done_updates))
+        if states:
+            mod.load_optimizer_states(states)
+            logger.info('Loaded the optimizer state %s (%d updates done)', states, done_updates)
 
     def _keeps_optimizer_state(self):
         return self.num_workers == 1
 
-    def _load_optimizer_states(self, mod, epoch):
-        path = checkpoint.states_path(self.prefix, epoch)
+    def _optimizer_states(self, source):
+        """The optimizer-state file to continue from, or None."""
+        if not source.resumed:
+            return None
+        path = checkpoint.states_path(self.prefix, source.begin_epoch)
         if self._keeps_optimizer_state() and os.path.isfile(path):
-            mod.load_optimizer_states(path)
-            logger.info('Loaded the optimizer state %s', path)
-        else:
-            logger.info('No optimizer state %s: momentum starts from zero', path)
+            return path
+        logger.info('No optimizer state %s: momentum starts from zero', path)
+        return None
 
     # loop ---------------------------------------------------------------------------------
     def run(self):
@@ -269,10 +297,14 @@ class Trainer:
         self.train_iter.reset()
         tic, images = time.time(), 0
         for nbatch, batch in enumerate(self.train_iter):
+            if self.monitor is not None:
+                self.monitor.tic()
             mod.forward_backward(batch)
             mod.update_metric(metric, batch.label)
             self._check_finite(metric, epoch, nbatch)
             mod.update()
+            if self.monitor is not None:
+                self.monitor.toc_print()
             images += batch.data[0].shape[0] - (batch.pad or 0)
             speedometer(mx.model.BatchEndParam(epoch=epoch, nbatch=nbatch, eval_metric=metric,
                                                locals=None))
