@@ -23,7 +23,7 @@ BIAS_STD = 0.1
 NORMALIZE_SCALE = 20.0  # SSD's L2-normalisation scale init, varied per channel
 SUPPORTED_OPS = ("null", "Convolution", "Activation", "Pooling", "L2Normalization",
                  "broadcast_mul", "transpose", "Flatten", "MultiBoxPrior", "Concat", "Reshape",
-                 "softmax", "MultiBoxDetection")
+                 "softmax", "MultiBoxDetection", "_zeros", "slice_axis")
 
 
 def _attr(node, key, default=None):
@@ -58,9 +58,10 @@ class _Graph:
         return next(n for n in self.nodes if n["op"] == op)
 
     def head_conv(self, flatten_node):
-        """Flatten <- transpose <- Convolution of one multibox head."""
-        transpose = self.inputs(flatten_node)[0]
-        return self.inputs(transpose)[0]
+        """Flatten <- transpose [<- slice_axis] <- Convolution of one multibox head (heads run
+        with zero-padded filters, cropped by slice_axis: common.zero_padded_filters)."""
+        node = self.inputs(self.inputs(flatten_node)[0])[0]
+        return self.inputs(node)[0] if node["op"] == "slice_axis" else node
 
 
 def _gain(name, reads_image):
@@ -88,7 +89,7 @@ class _Writer:
         bias = self.rng.standard_normal(weight_shape[0], dtype=np.float32) * np.float32(BIAS_STD)
         kernel, stride = _pair(_attr(node, "kernel")), _pair(_attr(node, "stride", 1))
         pad, dilate = _pair(_attr(node, "pad", 0)), _pair(_attr(node, "dilate", 1))
-        params = dict(num_output=_attr(node, "num_filter"), kernel_h=kernel[0],
+        params = dict(num_output=weight_shape[0], kernel_h=kernel[0],
                       kernel_w=kernel[1], stride_h=stride[0], stride_w=stride[1],
                       pad_h=pad[0], pad_w=pad[1])
         if dilate != (1, 1):

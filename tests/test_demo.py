@@ -156,7 +156,7 @@ def test_missing_model_names_the_expected_files(setup, tmp_path, capsys):
     assert 'epochs found for this prefix: %d' % EPOCH in err
     assert demo_main(model_args(setup, '--images', setup['paths'][0], '--class-names',
                                 'a,b,c,d,e')) == 2
-    assert 'cls_pred_conv_weight is (20, 128, 3, 3), network needs (24, 128, 3, 3)' \
+    assert 'conv_6_relu_cls_pred_conv_weight is (20, 64, 3, 3), network needs (24, 64, 3, 3)' \
         in capsys.readouterr().err
 
 

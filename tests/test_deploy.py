@@ -134,7 +134,7 @@ def test_mismatch_and_missing_files_are_named(setup, capsys):
     assert deploy_main(deploy_args(setup, '--num-class', '5')) == 2
     err = capsys.readouterr().err
     assert 'does not fit the network' in err
-    assert 'cls_pred_conv_weight is (20, 128, 3, 3), network needs (24, 128, 3, 3)' in err
+    assert 'conv_6_relu_cls_pred_conv_weight is (20, 64, 3, 3), network needs (24, 64, 3, 3)' in err
     assert deploy_main(deploy_args(setup, '--epoch', '11')) == 2
     assert 'model file(s) not found: %s-0011.params' % setup['prefix'] in capsys.readouterr().err
     assert deploy_main(deploy_args(setup, '--data-shape', '96')) == 2

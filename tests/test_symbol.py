@@ -11,7 +11,7 @@ import pytest
 
 import symbol  # noqa: F401  (registers mx.sym.MultiBox*)
 from symbol import presets, resnet, symbol_factory
-from symbol.common import caffe_ssd_sizes
+from symbol.common import caffe_ssd_sizes, prediction_head
 
 NUM_CLASSES = 20
 ALL_NETWORKS = ("vgg16_reduced", "legacy_vgg16_ssd_300", "legacy_vgg16_ssd_512", "inceptionv3",
@@ -113,6 +113,48 @@ def test_get_config_uses_automatic_steps_off_the_native_shape():
     assert len(symbol_factory.get_config("vgg16_reduced", 608)["from_layers"]) == 7
 
 
+def test_mobilenet_taps_the_stride_8_stage_below_448_pixels():
+    small = symbol_factory.get_config("mobilenet_0.25", 447)
+    assert small["from_layers"] == ["conv_6_relu", "conv_12_relu", "conv_14_relu", "", ""]
+    assert small["sizes"] == caffe_ssd_sizes(0.2, 0.9, 5)
+    large = symbol_factory.get_config("mobilenet_0.25", (448, 608))
+    assert large["from_layers"][:2] == ["conv_12_relu", "conv_14_relu"]
+    assert large["sizes"] == caffe_ssd_sizes(0.15, 0.9, 7)
+
+
+@pytest.mark.parametrize("num_filter", [20, 24])
+def test_prediction_head_equals_a_plain_convolution(num_filter):
+    """Heads run with zero filters padded to a multiple of 8 (faster oneDNN kernels): same
+    parameters, outputs and gradients as the plain 3x3 convolution."""
+    rng = np.random.RandomState(1)
+    data = mx.nd.array(rng.uniform(-1, 1, (2, 6, 5, 7)))
+    weight = mx.nd.array(rng.uniform(-1, 1, (num_filter, 6, 3, 3)))
+    bias = mx.nd.array(rng.uniform(-1, 1, (num_filter,)))
+    head = prediction_head(mx.sym.Variable("data"), "h", num_filter, 6)
+    assert head.list_arguments() == ["data", "h_conv_weight", "h_conv_bias"]
+    grads = {"h_conv_weight": mx.nd.zeros(weight.shape), "h_conv_bias": mx.nd.zeros(bias.shape)}
+    executor = head.bind(mx.cpu(), {"data": data, "h_conv_weight": weight, "h_conv_bias": bias},
+                         args_grad=grads, grad_req={"data": "null", "h_conv_weight": "write",
+                                                    "h_conv_bias": "write"})
+    out = executor.forward(is_train=True)[0]
+    head_grad = mx.nd.array(rng.uniform(-1, 1, out.shape))
+    executor.backward(head_grad)
+
+    plain = mx.nd.Convolution(data, weight, bias, kernel=(3, 3), pad=(1, 1),
+                              num_filter=num_filter)
+    expected = plain.transpose((0, 2, 3, 1)).reshape((2, -1))
+    np.testing.assert_allclose(out.asnumpy(), expected.asnumpy(), rtol=1e-5, atol=1e-5)
+    nchw_grad = head_grad.reshape((2, 5, 7, num_filter)).transpose((0, 3, 1, 2))
+    bias_grad = nchw_grad.sum(axis=(0, 2, 3))
+    np.testing.assert_allclose(grads["h_conv_bias"].asnumpy(), bias_grad.asnumpy(), rtol=1e-4)
+    # d(out)/d(weight): correlation of the padded input with the output gradient
+    padded = np.pad(data.asnumpy(), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    weight_grad = np.einsum("nchwij,nohw->ocij", np.lib.stride_tricks.sliding_window_view(
+        padded, (3, 3), axis=(2, 3)), nchw_grad.asnumpy())
+    np.testing.assert_allclose(grads["h_conv_weight"].asnumpy(), weight_grad, rtol=1e-4,
+                               atol=1e-4)
+
+
 def test_thin_mobilenet_thins_its_extra_layers():
     config = symbol_factory.get_config("mobilenet_0.25", 512)
     assert config["backbone_kwargs"] == {"multiplier": 0.25}
@@ -148,10 +190,11 @@ def test_bad_builder_inputs_name_the_problem():
         symbol_factory.get_symbol("mobilenet_0.25", 256, 0)
     with pytest.raises(ValueError, match="has no layer 'conv_99_relu'"):
         symbol_factory.get_symbol("mobilenet_0.25", 256, 3,
-                                  from_layers=["conv_99_relu", "conv_14_relu", "", "", "", "", ""])
+                                  from_layers=["conv_99_relu", "conv_12_relu", "conv_14_relu",
+                                               "", ""])
     with pytest.raises(ValueError, match="same length"):
         symbol_factory.get_symbol("mobilenet_0.25", 256, 3, strides=[-1, -1, 2])
-    with pytest.raises(ValueError, match="ratios has 2 entries for 7 feature layers"):
+    with pytest.raises(ValueError, match="ratios has 2 entries for 5 feature layers"):
         symbol_factory.get_symbol("mobilenet_0.25", 256, 3, ratios=[[1], [1, 2]])
     with pytest.raises(ValueError, match="width multiplier"):
         symbol_factory.get_symbol("mobilenet_0.25", 256, 3, backbone_kwargs={"multiplier": 0.3})
@@ -174,7 +217,7 @@ MAPS_300_VGG = [38, 19, 10, 5, 3, 1]
 MAPS_512_VGG = [64, 32, 16, 8, 4, 2, 1]
 MAPS_300_RESNET = [19, 10, 5, 3, 2, 1]
 MAPS_512_RESNET = [32, 16, 8, 4, 2, 1]
-MAPS_300_MOBILENET = [19, 10, 5, 3, 2, 1, 1]
+MAPS_300_MOBILENET = [38, 19, 10, 5, 3]
 MAPS_512_MOBILENET = [32, 16, 8, 4, 2, 1, 1]
 GEOMETRY = [  # network, data shape, square feature map sides, anchors
     ("vgg16_reduced", 300, MAPS_300_VGG, 8732),
@@ -189,7 +232,9 @@ GEOMETRY = [  # network, data shape, square feature map sides, anchors
     ("resnet50", 512, MAPS_512_RESNET, 6132),
     ("resnet101", 300, MAPS_300_RESNET, 2268),
     ("resnet101", 512, MAPS_512_RESNET, 6132),
-] + [(name, 300, MAPS_300_MOBILENET, 2280) for name in MOBILENETS] \
+] + [(name, 300, MAPS_300_MOBILENET, 8678) for name in MOBILENETS] \
+  + [(name, 192, [24, 12, 6, 3, 2], 3436) for name in MOBILENETS] \
+  + [(name, 447, [56, 28, 14, 7, 4], 18684) for name in MOBILENETS] \
   + [(name, 512, MAPS_512_MOBILENET, 6144) for name in MOBILENETS]
 
 
@@ -206,8 +251,9 @@ def test_feature_maps_and_anchor_counts(network, data_shape, sides, anchors):
     ("vgg16_reduced", 320, [(40, 40), (20, 20), (10, 10), (5, 5), (3, 3), (1, 1)], 9590),
     ("vgg16_reduced", 608, [(76, 76), (38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (2, 2)],
      34736),
-    ("mobilenet_0.25", (256, 320),
-     [(16, 20), (8, 10), (4, 5), (2, 3), (1, 2), (1, 1), (1, 1)], 1936),
+    ("mobilenet_0.25", (256, 320), [(32, 40), (16, 20), (8, 10), (4, 5), (2, 3)], 7624),
+    ("mobilenet_0.25", (448, 608),
+     [(28, 38), (14, 19), (7, 10), (4, 5), (2, 3), (1, 2), (1, 1)], 6440),
     ("resnet50", 256, [(16, 16), (8, 8), (4, 4), (2, 2), (1, 1), (1, 1)], 1536),
 ])
 def test_other_data_shapes_work(network, data_shape, maps, anchors):
@@ -443,7 +489,7 @@ def test_training_symbol_forward_backward():
     executor = bound_executor(net, data_shape, label_shape=label.shape)
     cls_prob, loc_loss, cls_label, det = forward(executor, random_image(data_shape),
                                                  label=label)
-    anchors = 16 * 16 * 4 + 8 * 8 * 6 + 4 * 4 * 6 + 2 * 2 * 6 + 1 * 6 + 1 * 4 + 1 * 4
+    anchors = 32 * 32 * 4 + 16 * 16 * 6 + 8 * 8 * 6 + 4 * 4 * 4 + 2 * 2 * 4
     assert cls_prob.shape == (1, num_classes + 1, anchors)
     np.testing.assert_allclose(cls_prob.sum(axis=1), 1, rtol=1e-5)
     positives = int((cls_label == 2).sum())
@@ -507,7 +553,7 @@ def test_visualize_net_prints_a_table_without_graphviz(monkeypatch):
     text = out.getvalue()
     assert result is None
     assert "graphviz" in text and "detection(MultiBoxDetection)" in text
-    assert "1936x6" in text  # output shape column of the detection layer
+    assert "7624x6" in text  # output shape column of the detection layer
 
 
 def test_visualize_net_graph_and_arguments():

@@ -28,10 +28,10 @@ BATCHES_PER_EPOCH = NUM_TRAIN // BATCH
 # From scratch, mobilenet_0.25 needs far more than a test's few minutes to generalise to new
 # images (bench/train.py measures that); what a short run can show is that it learns: the
 # learning run validates on its own (unaugmented) training images.  Measured (2-core machine,
-# deterministic with the seeds): CrossEntropy 2.30 -> 0.55, SmoothL1 1.18 -> 0.34 from the first
-# to the last epoch; validation mAP 0.006-0.04 in epochs 1-13, then 0.15-0.42 (last 5: max 0.30).
+# deterministic with the seeds): CrossEntropy 3.24 -> 0.25, SmoothL1 1.08 -> 0.27 from the first
+# to the last epoch; validation mAP 0.003-0.03 in epochs 1-10, then 0.09-0.82 (last 5: max 0.82).
 LEARN_EPOCHS = 25
-MIN_MAP = 0.1
+MIN_MAP = 0.3
 SIGKILL_EPOCHS = 4
 NO_AUGMENTATION = dict(cfg.valid, shuffle=True)
 
@@ -154,7 +154,7 @@ def test_finetune_to_another_class_count_trains_only_the_heads(data, trained, tm
     after = learned_args(prefix, 3)
     heads = [k for k in after if 'pred' in k]
     cls_heads = [k for k in heads if '_cls_pred_conv_weight' in k]
-    assert len(cls_heads) == 7   # (classes + background) x anchors filters per feature layer
+    assert len(cls_heads) == 5   # (classes + background) x anchors filters per feature layer
     assert all(after[k].shape[0] * 5 == before[k].shape[0] * 6 for k in cls_heads)
     for name in after:
         if 'pred' in name:

@@ -12,7 +12,7 @@ from train.metric import MultiBoxMetric
 from train.optim import lr_schedule, optimizer_params
 from train.options import TrainOptions
 from train.params import choose_param_source, frozen_by_pattern, split_by_fit
-from train.train_net import (count_examples, log_file_path, resolve_class_names,
+from train.train_net import (augmentation, count_examples, log_file_path, resolve_class_names,
                              training_symbol)
 
 # ------------------------------------------------------------------------------------ metric
@@ -213,11 +213,26 @@ def test_preset_overrides_reach_the_symbol_builder():
     with pytest.raises(ValueError, match='--preset-overrides .*unknown SSD config field.*anchor'):
         training_symbol(opts.replace(preset_overrides={'anchor': 1}))
     with pytest.raises(ValueError, match=r'--preset-overrides \{"sizes": \[\[0.2, 0.3\]\]\}: '
-                                         'sizes has 1 entries for 7 feature layers'):
+                                         'sizes has 1 entries for 5 feature layers'):
         training_symbol(opts.replace(preset_overrides={'sizes': [[0.2, 0.3]]}))
 
 
+def test_augment_overrides_replace_the_training_augmentation():
+    from config.config import cfg
+    opts = cli.options_from_args(cli.parse_args(
+        ['--augment-overrides', '{"rand_pad_prob": 0, "max_random_hue": 9}']))
+    aug = augmentation(opts)
+    assert (aug['rand_pad_prob'], aug['max_random_hue']) == (0, 9)
+    assert {k: v for k, v in aug.items() if k not in ('rand_pad_prob', 'max_random_hue')} == \
+        {k: v for k, v in cfg.train.items() if k not in ('rand_pad_prob', 'max_random_hue')}
+    assert augmentation(TrainOptions()) == cfg.train
+    with pytest.raises(ValueError, match='--augment-overrides: unknown setting.*rand_zoom.*'
+                                         'known: .*rand_pad_prob'):
+        augmentation(opts.replace(augment_overrides={'rand_zoom': 1}))
+
+
 @pytest.mark.parametrize('argv, message', [
+    (['--augment-overrides', '0'], 'expected a JSON object'),
     (['--resume', 'newest'], "expected an epoch number or 'last'"),
     (['--data-shape', '1,2,3'], 'expected SIZE or HEIGHT,WIDTH'),
     (['--optimizer', 'nadam'], 'invalid choice'),

@@ -8,9 +8,10 @@ on N images of a .rec, then scored against the fp32 model (mAP and speed) on a v
 
 Writes ``<output>-symbol.json`` / ``<output>-0000.params`` (default output: the model prefix
 plus ``_int8``).  The saved graph uses the project's MultiBox operators: ``import symbol``
-before ``mx.sym.load``; ``evaluate.py --deploy --prefix <output> --epoch 0`` runs it.  MXNet fuses every convolution with its ReLU, quantizes it to
-int8/uint8 and keeps fp32 where oneDNN has no int8 kernel (L2Normalization, softmax, the
-MultiBox operators).
+before ``mx.sym.load``; ``evaluate.py --deploy --prefix <output> --epoch 0`` runs it.  MXNet
+fuses every convolution with its ReLU, quantizes it to int8/uint8 and keeps fp32 where oneDNN
+has no int8 kernel (L2Normalization, softmax, the MultiBox operators, the heads' weight
+padding).
 """
 import argparse
 import json

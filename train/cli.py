@@ -61,6 +61,9 @@ def parse_args(argv=None):
     add('--label-width', dest='label_width', type=int,
         help='label values per image, 2 + 6 x max objects (-1: from the data)')
     add('--data-shape', dest='data_shape', type=data_shape, help='input SIZE or HEIGHT,WIDTH')
+    add('--augment-overrides', dest='augment_overrides', type=json_object,
+        help='JSON object of training augmentation settings (config/config.py cfg.train) to '
+             'replace, e.g. \'{"rand_pad_prob": 0}\' turns zoom-out off')
     p.add_argument('--mean-r', type=float, default=default('mean_pixels')[0], help='red mean')
     p.add_argument('--mean-g', type=float, default=default('mean_pixels')[1], help='green mean')
     p.add_argument('--mean-b', type=float, default=default('mean_pixels')[2], help='blue mean')

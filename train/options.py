@@ -23,6 +23,8 @@ class TrainOptions:
     mean_pixels: Tuple[float, float, float] = (123, 117, 104)
     # ImageDetRecordIter augmentation keywords of the training data; None: cfg.train
     train_aug: Optional[dict] = None
+    # keywords of those to replace (train.py --augment-overrides)
+    augment_overrides: Optional[dict] = None
     # network and classes
     network: str = 'vgg16_reduced'
     num_class: int = VOC_NUM_CLASSES

@@ -30,23 +30,18 @@ class Recipe:
     num_class: int = 4
     nms_thresh: float = 0.45
     preset_overrides: Optional[dict] = None
+    augment_overrides: Optional[dict] = None
 
 
-# The mobilenet preset (the original's) is laid out for 512-608 pixel inputs: at 192 its first
-# anchors (7% and 15% of the image) are smaller than the spacing of the stride-16/32 maps they
-# sit on, and from scratch it barely learns (validation mAP < 0.01 after 20 epochs).  Anchors
-# about 2.4x the map spacing on the two backbone taps, without the extra layers, learn at once.
-SMALL_INPUT_MOBILENET = {
-    'from_layers': ['conv_12_relu', 'conv_14_relu'],
-    'num_filters': [-1, -1], 'strides': [-1, -1], 'pads': [-1, -1], 'kernels': [3, 3],
-    'sizes': [[0.3, 0.4], [0.5, 0.7]],
-    'ratios': [[1, 2, 0.5], [1, 2, 0.5]],
-    'normalizations': [-1, -1],
-}
+# The synthetic objects are already small (down to 8% of the image): zooming out by up to 4x
+# would shrink many below the smallest anchor, and random colours need no colour jitter.
+# (60 epochs with zoom-out: mAP 0.845; without: 0.866, both with a single step at epoch 50.)
+SYNTHETIC_AUGMENTATION = {'rand_pad_prob': 0, 'random_hue_prob': 0, 'random_saturation_prob': 0,
+                          'random_illumination_prob': 0, 'random_contrast_prob': 0}
 
 DEMO = Recipe(network='mobilenet_0.25', data_shape=192, num_train=1000, num_val=200,
-              data_seed=0, epochs=60, batch_size=16, optimizer='adam', lr=0.004, wd=0.0005,
-              lr_steps=(50,), lr_factor=0.1, seed=0, preset_overrides=SMALL_INPUT_MOBILENET)
+              data_seed=0, epochs=55, batch_size=16, optimizer='adam', lr=0.004, wd=0.0005,
+              lr_steps=(40, 50), lr_factor=0.3, seed=0, augment_overrides=SYNTHETIC_AUGMENTATION)
 
 
 def recipe_argv(recipe, data, prefix, epochs=None):
@@ -62,7 +57,9 @@ def recipe_argv(recipe, data, prefix, epochs=None):
         '--lr-steps', ','.join(map(str, recipe.lr_steps)), '--lr-factor', str(recipe.lr_factor),
         '--seed', str(recipe.seed), '--nms', str(recipe.nms_thresh), '--prefix', prefix,
     ] + (['--preset-overrides', json.dumps(recipe.preset_overrides)]
-         if recipe.preset_overrides else [])
+         if recipe.preset_overrides else []) \
+      + (['--augment-overrides', json.dumps(recipe.augment_overrides)]
+         if recipe.augment_overrides else [])
 
 
 def inference_prefix(directory, recipe):

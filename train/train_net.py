@@ -161,6 +161,19 @@ def training_symbol(opts):
         raise ValueError('--preset-overrides %s: %s' % (json.dumps(opts.preset_overrides), err))
 
 
+def augmentation(opts):
+    """ImageDetRecordIter keywords of the training data: ``cfg.train`` (or ``opts.train_aug``)
+    with ``opts.augment_overrides`` applied."""
+    aug = dict(cfg.train if opts.train_aug is None else opts.train_aug)
+    overrides = opts.augment_overrides or {}
+    unknown = sorted(set(overrides) - set(aug))
+    if unknown:
+        raise ValueError('--augment-overrides: unknown setting(s) %s; known: %s'
+                         % (', '.join(unknown), ', '.join(sorted(aug))))
+    aug.update(overrides)
+    return aug
+
+
 # ----------------------------------------------------------------------------------- trainer
 
 class Trainer:
@@ -188,7 +201,7 @@ class Trainer:
     # data ---------------------------------------------------------------------------------
     def _train_iter(self):
         opts = self.opts
-        aug = dict(cfg.train if opts.train_aug is None else opts.train_aug)
+        aug = augmentation(opts)
         if opts.seed is not None:
             aug['seed'] = opts.seed
         if self.num_workers > 1:
