@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 
 import symbol  # noqa: E402,F401  (registers our MultiBox operators)
 from bench.caffe_twin import write_caffe_twin  # noqa: E402
+from bench.random_weights import random_params  # noqa: E402
 from bench.peers import (GLUON_MEAN, GLUON_STD, PEER_INSTALL, available_peers,  # noqa: E402
                          import_gluoncv)
 from dataset import synthetic  # noqa: E402
@@ -145,21 +146,6 @@ def caffe_twin_params(sym, side, workdir):
         raise RuntimeError("the converted Caffe twin lacks %s" % ", ".join(missing))
     return prototxt, caffemodel, {k: mx.nd.array(v) for k, v in converted.arg_params.items()
                                   if k in needed}
-
-
-def random_params(sym, side):
-    """He-initialised weights and neutral batch-norm statistics (networks without a Caffe
-    twin)."""
-    arg_shapes, _, aux_shapes = sym.infer_shape(data=(1, 3, side, side))
-    init = mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2)
-    args = {}
-    for name, shape in zip(sym.list_arguments(), arg_shapes):
-        if name != "data":
-            args[name] = mx.nd.zeros(shape)
-            init(mx.init.InitDesc(name), args[name])
-    auxs = {name: (mx.nd.ones if name.endswith("_var") else mx.nd.zeros)(shape)
-            for name, shape in zip(sym.list_auxiliary_states(), aux_shapes)}
-    return args, auxs
 
 
 def module_runner(sym, args, auxs, data, fusion="default"):

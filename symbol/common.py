@@ -12,7 +12,7 @@ BIAS_LR_MULT = "2.0"
 # The learnable L2-normalisation scale is barely regularised: its init value (20) is far from 0.
 SCALE_WD_MULT = "0.1"
 # oneDNN's AVX2 direct convolutions work on blocks of 8 output channels; for other counts it
-# falls back to a GEMM convolution 2-4x slower (a 64 -> 20 channel class head at 24x24 took 30
+# falls back to a GEMM convolution 2-5x slower (a 64 -> 20 channel class head at 24x24 took 30
 # ms of a 180 ms mobilenet_0.25 training step).  Heads therefore run padded with zero filters.
 CHANNEL_BLOCK = 8
 

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from test_detect import (EPOCH, NETWORK, SHAPE, make_detector, save_random_model,
-                         shipped_model_or_skip, write_synthetic_images)
+from test_detect import (EPOCH, NETWORK, SHAPE, make_detector, random_model_workspace,
+                         shipped_model_or_skip)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THRESH = 0.35   # the random test model scores 0.2-0.8
@@ -21,11 +21,7 @@ CLASSES = 'circle,square,triangle,cross'
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
-    work = tmp_path_factory.mktemp('demo')
-    prefix = save_random_model(work)
-    paths, _ = write_synthetic_images(work, 3)
-    return dict(prefix=prefix, paths=paths, work=work,
-                folder=os.path.dirname(prefix) + os.sep + 'ssd_')
+    return random_model_workspace(tmp_path_factory.mktemp('demo'), 3)
 
 
 def demo_main(argv):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from test_detect import (EPOCH, MEAN, NETWORK, NUM_CLASSES, SHAPE, assert_same_detections,
-                         make_detector, save_random_model, write_synthetic_images)
+                         make_detector, random_model_workspace)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT_PACKAGES = ('symbol', 'dataset', 'detect', 'evaluate', 'config', 'train', 'tools')
@@ -43,11 +43,7 @@ print(json.dumps({
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
-    work = tmp_path_factory.mktemp('deploy')
-    prefix = save_random_model(work)
-    paths, _ = write_synthetic_images(work, 2)
-    return dict(prefix=prefix, paths=paths, work=work,
-                folder=os.path.dirname(prefix) + os.sep + 'ssd_')
+    return random_model_workspace(tmp_path_factory.mktemp('deploy'), 2)
 
 
 def deploy_main(argv):

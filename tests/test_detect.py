@@ -51,6 +51,15 @@ def write_synthetic_images(folder, count, seed=UNSEEN_SEED, side=160):
     return paths, objects
 
 
+def random_model_workspace(folder, num_images):
+    """A random checkpoint and synthetic images in ``folder``, as the demo and deploy tests use
+    them: dict(prefix, paths, work, folder='<folder>/ssd_')."""
+    prefix = save_random_model(folder)
+    paths, _ = write_synthetic_images(folder, num_images)
+    return dict(prefix=prefix, paths=paths, work=folder,
+                folder=os.path.dirname(prefix) + os.sep + 'ssd_')
+
+
 @pytest.fixture(scope='module')
 def model(tmp_path_factory):
     folder = tmp_path_factory.mktemp('detect_model')

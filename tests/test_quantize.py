@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import symbol  # noqa: F401  (registers the MultiBox operators)
+from bench.random_weights import random_params
 from dataset import synthetic
 from symbol.symbol_factory import get_symbol
 from tools import quantize
@@ -24,22 +25,6 @@ def synthetic_batch(split, count, side=SIDE):
     images = [cv2.resize(synthetic.render_image(0, split, i, side)[0], (side, side))
               for i in range(count)]
     return np.stack(images).astype(np.float32).transpose(0, 3, 1, 2) - MEAN
-
-
-def random_params(net):
-    """He-initialised weights (activations stay O(1) through MobileNet), neutral BatchNorm."""
-    arg_shapes, _, aux_shapes = net.infer_shape(data=(1, 3, SIDE, SIDE))
-    mx.random.seed(0)
-    init = mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2)
-    args = {}
-    for name, shape in zip(net.list_arguments(), arg_shapes):
-        if name != "data":
-            args[name] = mx.nd.zeros(shape)
-            init(mx.init.InitDesc(name), args[name])
-            args[name] *= next((g for s, g in HEAD_GAINS.items() if name.endswith(s)), 1.0)
-    auxs = {name: (mx.nd.ones if name.endswith("_var") else mx.nd.zeros)(shape)
-            for name, shape in zip(net.list_auxiliary_states(), aux_shapes)}
-    return args, auxs
 
 
 def convolution_names(net):
@@ -66,7 +51,8 @@ def detect(model, data):
 @pytest.fixture(scope="module")
 def small_ssd():
     net = get_symbol("mobilenet_0.25", SIDE, NUM_CLASSES)
-    return (net,) + random_params(net)
+    mx.random.seed(0)
+    return (net,) + random_params(net, SIDE, HEAD_GAINS)
 
 
 @pytest.fixture(scope="module")
