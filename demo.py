@@ -5,7 +5,7 @@ pictures / video and the detections (pixel coordinates) as JSON.
     python demo.py --images photo.jpg,shots/ --network vgg16_reduced --data-shape 300 \\
         --prefix model/ssd_ --epoch 240 --class-names pascal_voc --show
     python demo.py --video clip.mp4 --save-dir output/clip
-    python demo.py --deploy --prefix model/deploy_ssd_mobilenet_0.25_300
+    python demo.py --deploy --prefix model/deploy_ssd_mobilenet_0.25_224
 """
 import argparse
 import os

@@ -2,7 +2,7 @@
 (no training losses) and the parameters it uses, as <dir>/deploy_<name>-symbol.json and
 -<epoch>.params.
 
-    python deploy.py       # the shipped model -> model/deploy_ssd_mobilenet_0.25_300-*
+    python deploy.py       # the shipped model -> model/deploy_ssd_mobilenet_0.25_224-*
     python deploy.py --network vgg16_reduced --data-shape 300 --num-class 20 --epoch 240
 
 By default (--portable) the graph uses MXNet's built-in _contrib_MultiBox* operators, so it

@@ -7,8 +7,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SHIPPED_MODEL = dict(
     network='mobilenet_0.25',
-    data_shape=192,
-    prefix=os.path.join(ROOT, 'model', 'ssd_'),   # -> model/ssd_mobilenet_0.25_192
+    data_shape=224,
+    prefix=os.path.join(ROOT, 'model', 'ssd_'),   # -> model/ssd_mobilenet_0.25_224
     epoch=None,                                    # None: the newest checkpoint there
     class_names='synthetic',                       # dataset/names/synthetic.names
     mean_pixels=(123, 117, 104),                   # RGB

@@ -87,7 +87,7 @@ def test_quantized_model_runs_convolutions_in_int8(small_ssd, int8_ssd):
 
 
 def test_int8_detections_stay_close_to_fp32(demo_model):
-    """Measured on 16 images: all 34 confident detections kept, scores within 0.008."""
+    """Measured on 16 images: all 31 confident detections kept, scores within 0.006."""
     fp32_model, side, images = demo_model
     int8_model = quantize.quantize(*fp32_model, calibration(synthetic_batch("train", 16, side)),
                                    16, "naive")
@@ -100,7 +100,7 @@ def test_int8_detections_stay_close_to_fp32(demo_model):
 
 def test_miscalibrated_int8_model_loses_the_detections(demo_model):
     """Thresholds from images 10x too dark clip the activations: the check above notices
-    (measured: 12% of the confident detections kept, those scores off by 0.21)."""
+    (measured: 23% of the confident detections kept, those scores off by 0.17)."""
     fp32_model, side, images = demo_model
     bad = quantize.quantize(*fp32_model, calibration(synthetic_batch("train", 16, side) * 0.1),
                             16, "naive")

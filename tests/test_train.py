@@ -143,6 +143,13 @@ def test_resume_after_sigkill_finishes_the_same_epochs(data, tmp_path):
     assert 'Epoch[%d] Train-CrossEntropy' % (killed_at - 1) not in output
 
 
+def test_cosine_schedule_drives_the_optimizer(data, tmp_path):
+    summary = train_net(options(data, tmp_path / 'ssd', end_epoch=3, lr_schedule='cosine',
+                                val_path='', checkpoint_period=3))
+    # recorded after each epoch's last update: 0.004 * (1 + cos(pi * epoch / 3)) / 2
+    assert [e['lr'] for e in summary['epochs']] == pytest.approx([0.003, 0.001, 0.0], abs=1e-9)
+
+
 def test_finetune_to_another_class_count_trains_only_the_heads(data, trained, tmp_path):
     prefix = str(tmp_path / 'ssd')
     for suffix in ('-symbol.json', '-0002.params'):   # the 4-class model at epoch 2

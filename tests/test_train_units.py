@@ -9,9 +9,10 @@ import pytest
 
 from train import checkpoint, cli
 from train.metric import MultiBoxMetric
-from train.optim import lr_schedule, optimizer_params
+from train.optim import cosine_schedule, lr_schedule, optimizer_params
 from train.options import TrainOptions
 from train.params import choose_param_source, frozen_by_pattern, split_by_fit
+from train.recipes import DEMO, recipe_argv
 from train.train_net import (augmentation, count_examples, log_file_path, resolve_class_names,
                              training_symbol)
 
@@ -76,6 +77,21 @@ def test_lr_schedule_of_resumed_run_is_shifted():
     assert scheduler(11) == pytest.approx(0.001)
     assert lr_schedule(0.1, (2, 4), 0.1, 10, begin_epoch=5) == (pytest.approx(0.001), None)
     assert lr_schedule(0.1, (2, 4), 1.0, 10, 0) == (0.1, None)
+
+
+def test_cosine_schedule_halves_midway_and_ends_at_zero():
+    lr, scheduler = cosine_schedule(0.1, epoch_size=10, begin_epoch=0, end_epoch=4)
+    assert lr == 0.1 and scheduler(0) == pytest.approx(0.1)
+    assert scheduler(10) == pytest.approx(0.05 * (1 + math.cos(math.pi / 4)))   # epoch 1 of 4
+    assert scheduler(20) == pytest.approx(0.05)
+    assert scheduler(40) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_cosine_schedule_of_resumed_run_continues_the_curve():
+    whole = cosine_schedule(0.1, 10, 0, 4)[1]
+    resumed = cosine_schedule(0.1, 10, begin_epoch=3, end_epoch=4)[1]   # counts from 0 again
+    assert [resumed(n) for n in (0, 5, 10)] == pytest.approx([whole(n) for n in (30, 35, 40)])
+    assert cosine_schedule(0.1, 10, begin_epoch=4, end_epoch=4) == (0.1, None)
 
 
 def test_optimizer_params_per_optimizer():
@@ -192,11 +208,23 @@ def test_command_line_flags_map_to_options():
     assert (opts.voc07, opts.force_nms, opts.resume, opts.data_shape) == (False, True, 'last',
                                                                           (256, 320))
     assert (opts.lr_steps, opts.lr_factor, opts.cpu, opts.freeze) == ((3, 5), 0.5, True, '')
+    assert opts.lr_schedule == 'step'
+    assert cli.options_from_args(cli.parse_args(['--lr-schedule', 'cosine'])).lr_schedule \
+        == 'cosine'
     assert opts.mean_pixels == (1.0, 117, 104)
     defaults = cli.options_from_args(cli.parse_args([]))
     assert defaults == TrainOptions()
     assert (defaults.lr, defaults.batch_size, defaults.end_epoch, defaults.lr_steps,
             defaults.data_shape, defaults.voc07) == (0.004, 32, 240, (80, 160), 300, True)
+
+
+def test_demo_recipe_is_a_valid_train_command():
+    data = {'train_rec': 'd/train.rec', 'val_rec': 'd/val.rec', 'label_width': 32}
+    opts = cli.options_from_args(cli.parse_args(recipe_argv(DEMO, data, 'out/ssd_')))
+    assert (opts.network, opts.data_shape, opts.end_epoch, opts.lr_steps, opts.lr_factor) == (
+        DEMO.network, DEMO.data_shape, DEMO.epochs, DEMO.lr_steps, DEMO.lr_factor)
+    aug = augmentation(opts)   # raises on a setting ImageDetRecordIter does not know
+    assert aug['rand_crop_prob'] == 0 and aug['rand_mirror_prob'] == 0.5
 
 
 def test_preset_overrides_reach_the_symbol_builder():

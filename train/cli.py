@@ -3,7 +3,7 @@ import argparse
 import json
 import logging
 
-from .optim import OPTIMIZER_ARGS
+from .optim import LR_SCHEDULES, OPTIMIZER_ARGS
 from .options import KV_STORES, TrainOptions, default
 from .params import RESUME_LAST
 
@@ -105,6 +105,9 @@ def parse_args(argv=None):
     add('--lr-steps', dest='lr_steps', type=int_list,
         help='epochs after which the learning rate is multiplied by --lr-factor')
     add('--lr-factor', dest='lr_factor', type=float, help='learning-rate step factor')
+    add('--lr-schedule', dest='lr_schedule', choices=LR_SCHEDULES,
+        help='step: multiply by --lr-factor at --lr-steps; cosine: decay from --lr to 0 along '
+             'a half cosine ending at --end-epoch (--lr-steps ignored)')
     add('--seed', dest='seed', type=int, help='random seed (weights and augmentation)')
 
     devices = p.add_argument_group('devices and distribution')

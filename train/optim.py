@@ -15,6 +15,9 @@ OPTIMIZER_ARGS = {
 }
 
 
+LR_SCHEDULES = ('step', 'cosine')
+
+
 def lr_schedule(learning_rate, step_epochs, factor, epoch_size, begin_epoch):
     """(learning rate at ``begin_epoch``, MultiFactorScheduler of the remaining steps or None).
 
@@ -32,7 +35,30 @@ def lr_schedule(learning_rate, step_epochs, factor, epoch_size, begin_epoch):
                     learning_rate)
     if not remaining:
         return learning_rate, None
-    return learning_rate, mx.lr_scheduler.MultiFactorScheduler(step=remaining, factor=factor)
+    return learning_rate, mx.lr_scheduler.MultiFactorScheduler(step=remaining, factor=factor,
+                                                               base_lr=learning_rate)
+
+
+class _ShiftedCosine(mx.lr_scheduler.CosineScheduler):
+    """A cosine schedule whose update count starts at ``shift`` (a resumed run counting anew)."""
+
+    def __init__(self, shift, **kwargs):
+        super().__init__(**kwargs)
+        self.shift = shift
+
+    def __call__(self, num_update):
+        return super().__call__(num_update + self.shift)
+
+
+def cosine_schedule(learning_rate, epoch_size, begin_epoch, end_epoch):
+    """(``learning_rate``, a scheduler decaying it to 0 along a half cosine that ends with
+    epoch ``end_epoch``).  A resumed run whose update count starts at 0 passes its
+    ``begin_epoch`` so that the curve continues where it stopped."""
+    if end_epoch <= begin_epoch:
+        return learning_rate, None
+    return learning_rate, _ShiftedCosine(shift=epoch_size * begin_epoch,
+                                         max_update=epoch_size * end_epoch,
+                                         base_lr=learning_rate)
 
 
 def optimizer_params(name, learning_rate, momentum, wd, scheduler, rescale_grad):

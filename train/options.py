@@ -51,6 +51,7 @@ class TrainOptions:
     wd: float = 0.0005
     lr_steps: Tuple[int, ...] = (80, 160)
     lr_factor: float = 0.1
+    lr_schedule: str = 'step'
     seed: Optional[int] = None
     # devices and distribution
     gpus: str = '0'                         # '' or cpu=True: CPU
