@@ -43,8 +43,8 @@ SYNTHETIC_AUGMENTATION = {'rand_crop_prob': 0, 'rand_pad_prob': 0, 'random_hue_p
                           'random_saturation_prob': 0, 'random_illumination_prob': 0,
                           'random_contrast_prob': 0}
 
-# In the same time, more images seen fewer times generalise better (one x0.1 step at 5/6 of the
-# run in each case): 1000 images x 48 epochs mAP 0.897, 2000 x 24 0.902, 3000 x 16 0.923.
+# In the same time, more images seen fewer times generalise better (one x0.1 step at about 5/6 of
+# the run in each case): 1000 images x 48 epochs mAP 0.897, 2000 x 24 0.902, 3000 x 16 0.923.
 DEMO = Recipe(network='mobilenet_0.25', data_shape=224, num_train=3000, num_val=200,
               data_seed=0, epochs=16, batch_size=16, optimizer='adam', lr=0.004, wd=0.0005,
               lr_steps=(13,), lr_factor=0.1, seed=0, augment_overrides=SYNTHETIC_AUGMENTATION)
