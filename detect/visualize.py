@@ -54,37 +54,55 @@ def label_text(class_id, score, class_names):
 
 def draw_detections(image, dets, class_names=(), thresh=0.5):
     """A copy of the BGR ``image`` with a box and a "<class> <score>" label for every
-    detection row [cls, score, xmin, ymin, xmax, ymax] (normalised) scoring >= ``thresh``."""
+    detection row [cls, score, xmin, ymin, xmax, ymax] (normalised) scoring >= ``thresh``.
+    Labels go after all boxes, in row order (best first), and never cover one another."""
     canvas = image.copy()
     height, width = canvas.shape[:2]
     side = min(height, width)
     thickness = max(1, int(round(side * STYLE['line_width'])))
     font_scale = max(STYLE['min_font_scale'], side * STYLE['font_scale'])
-    for cls, score, *box in to_pixels(above_threshold(dets, thresh), width, height):
-        colour = class_colour(cls)
+    rows = to_pixels(above_threshold(dets, thresh), width, height)
+    corners = []
+    for cls, score, *box in rows:
         x1, y1, x2, y2 = (int(round(v)) for v in box)
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness)  # axis-aligned: no AA
-        _draw_label(canvas, label_text(cls, score, class_names), (x1, y1), colour, font_scale,
-                    max(1, thickness // 2))
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), class_colour(cls), thickness)  # no AA
+        corners.append((x1, y1))
+    taken = []
+    for (cls, score, *_), corner in zip(rows, corners):
+        taken.append(_draw_label(canvas, label_text(cls, score, class_names), corner,
+                                 class_colour(cls), font_scale, max(1, thickness // 2), taken))
     return canvas
 
 
-def _draw_label(canvas, text, corner, colour, font_scale, text_thickness):
-    """Text on a filled box of the class colour, above the box corner (below it when the box
-    touches the top edge)."""
+def label_box(size, corner, image_width, taken=()):
+    """(x1, y1, x2, y2) of a label of ``size`` (w, h) for the box whose top-left corner is
+    ``corner``: above the corner (below it at the image's top edge), inside the image, moved
+    down past the labels already ``taken`` that it would overlap."""
+    w, h = size
+    x = min(max(corner[0], 0), max(image_width - w, 0))
+    top = corner[1] - h if corner[1] - h >= 0 else max(corner[1], 0)
+    moved = True
+    while moved:
+        moved = False
+        for tx1, ty1, tx2, ty2 in taken:
+            if x < tx2 and tx1 < x + w and top < ty2 and ty1 < top + h:
+                top, moved = ty2, True
+    return x, top, x + w, top + h
+
+
+def _draw_label(canvas, text, corner, colour, font_scale, text_thickness, taken=()):
+    """Text on a filled box of the class colour (see ``label_box``); returns that box."""
     pad = STYLE['label_padding']
     (text_w, text_h), baseline = cv2.getTextSize(text, FONT, font_scale, text_thickness)
-    x = min(max(corner[0], 0), max(canvas.shape[1] - text_w - 2 * pad, 0))
-    top = corner[1] - text_h - baseline - 2 * pad
-    if top < 0:
-        top = max(corner[1], 0)
-    bottom = top + text_h + baseline + 2 * pad
-    cv2.rectangle(canvas, (x, top), (x + text_w + 2 * pad, bottom), colour, cv2.FILLED)
+    x, top, right, bottom = label_box((text_w + 2 * pad, text_h + baseline + 2 * pad), corner,
+                                      canvas.shape[1], taken)
+    cv2.rectangle(canvas, (x, top), (right, bottom), colour, cv2.FILLED)
     blue, green, red = colour
     luminance = 0.299 * red + 0.587 * green + 0.114 * blue
     ink = STYLE['text_dark'] if luminance > STYLE['light_background'] else STYLE['text_light']
     cv2.putText(canvas, text, (x + pad, bottom - baseline - pad), FONT, font_scale, ink,
                 text_thickness, cv2.LINE_AA)
+    return x, top, right, bottom
 
 
 def display_available():

@@ -207,6 +207,27 @@ def test_draw_detections_boxes_at_the_right_pixels_and_threshold():
     assert (draw_detections(image, dets, thresh=0.95) == 0).all()
 
 
+def test_labels_of_boxes_sharing_a_corner_do_not_cover_each_other():
+    from detect.visualize import class_colour, draw_detections, label_box
+    assert label_box((40, 10), (30, 50), 200) == (30, 40, 70, 50)        # above the corner
+    assert label_box((40, 10), (30, 5), 200) == (30, 5, 70, 15)          # below, at the top
+    assert label_box((40, 10), (180, 50), 200) == (160, 40, 200, 50)     # inside the image
+    first = label_box((40, 10), (30, 50), 200)
+    second = label_box((40, 10), (50, 50), 200, [first])                 # overlapped: moved down
+    assert second == (50, 50, 90, 60)
+    assert label_box((40, 10), (50, 50), 200, [first, second]) == (50, 60, 90, 70)
+    image = np.zeros((200, 200, 3), np.uint8)
+    dets = np.array([[0, 0.9, 0.2, 0.3, 0.8, 0.9],
+                     [1, 0.8, 0.2, 0.3, 0.5, 0.6]], np.float32)   # same top-left corner
+    drawn = draw_detections(image, dets, ['a', 'b'])
+
+    def filled(cls, rows):   # pixels of the class colour in those rows, right of the corner
+        patch = drawn[rows, 42:100].astype(int)
+        return (np.abs(patch - class_colour(cls)).max(axis=2) <= 2).sum()
+    assert filled(0, slice(45, 59)) > 200     # the better one's label above the corner
+    assert filled(1, slice(62, 75)) > 200     # the other's label just below it
+
+
 def test_class_colours_are_stable_and_distinct():
     from detect.visualize import class_colour, class_name
     colours = [class_colour(i) for i in range(20)]
