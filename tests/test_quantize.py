@@ -70,13 +70,10 @@ def demo_model():
     """The shipped demo model (trained weights: what INT8 must preserve) and val images."""
     from detect.detector import available_epochs
     from detect.shipped import SHIPPED_MODEL as shipped
-    from evaluate.evaluate_net import expand_prefix
-    prefix = expand_prefix(shipped["prefix"], shipped["network"], shipped["data_shape"])
-    epochs = available_epochs(prefix)
-    if not epochs:
-        pytest.skip("the shipped demo model is not there: %s-*.params" % prefix)
+    from test_detect import shipped_model_or_skip
+    prefix = shipped_model_or_skip()
     side = shipped["data_shape"]
-    return (mx.model.load_checkpoint(prefix, max(epochs)), side,
+    return (mx.model.load_checkpoint(prefix, max(available_epochs(prefix))), side,
             synthetic_batch("val", 16, side))
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from train import checkpoint, cli
 from train.metric import MultiBoxMetric
-from train.optim import cosine_schedule, lr_schedule, optimizer_params
+from train.optim import cosine_schedule, lr_schedule, make_lr_schedule, optimizer_params
 from train.options import TrainOptions
 from train.params import choose_param_source, frozen_by_pattern, split_by_fit
 from train.recipes import DEMO, recipe_argv
@@ -92,6 +92,13 @@ def test_cosine_schedule_of_resumed_run_continues_the_curve():
     resumed = cosine_schedule(0.1, 10, begin_epoch=3, end_epoch=4)[1]   # counts from 0 again
     assert [resumed(n) for n in (0, 5, 10)] == pytest.approx([whole(n) for n in (30, 35, 40)])
     assert cosine_schedule(0.1, 10, begin_epoch=4, end_epoch=4) == (0.1, None)
+
+
+def test_make_lr_schedule_picks_the_kind():
+    assert make_lr_schedule('step', 0.1, (2,), 0.1, 10, 0, 4)[1].step == [20]
+    assert make_lr_schedule('cosine', 0.1, (2,), 0.1, 10, 0, 4)[1](20) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="unknown --lr-schedule 'linear'.*step, cosine"):
+        make_lr_schedule('linear', 0.1, (2,), 0.1, 10, 0, 4)
 
 
 def test_optimizer_params_per_optimizer():

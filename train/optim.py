@@ -13,8 +13,7 @@ OPTIMIZER_ARGS = {
     'adam': ('learning_rate', 'wd'),
     'adadelta': ('wd',),
 }
-
-
+# --lr-schedule choices (make_lr_schedule)
 LR_SCHEDULES = ('step', 'cosine')
 
 
@@ -59,6 +58,17 @@ def cosine_schedule(learning_rate, epoch_size, begin_epoch, end_epoch):
     return learning_rate, _ShiftedCosine(shift=epoch_size * begin_epoch,
                                          max_update=epoch_size * end_epoch,
                                          base_lr=learning_rate)
+
+
+def make_lr_schedule(kind, learning_rate, step_epochs, factor, epoch_size, begin_epoch,
+                     end_epoch):
+    """(learning rate, scheduler or None) of ``--lr-schedule`` ``kind`` (see LR_SCHEDULES)."""
+    if kind == 'cosine':
+        return cosine_schedule(learning_rate, epoch_size, begin_epoch, end_epoch)
+    if kind == 'step':
+        return lr_schedule(learning_rate, step_epochs, factor, epoch_size, begin_epoch)
+    raise ValueError('unknown --lr-schedule %r; choose one of %s'
+                     % (kind, ', '.join(LR_SCHEDULES)))
 
 
 def optimizer_params(name, learning_rate, momentum, wd, scheduler, rescale_grad):

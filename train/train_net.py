@@ -29,7 +29,7 @@ from symbol.symbol_factory import get_symbol_train
 from . import checkpoint
 from .history import TrainingHistory
 from .metric import MultiBoxMetric
-from .optim import cosine_schedule, lr_schedule, optimizer_params
+from .optim import make_lr_schedule, optimizer_params
 from .options import VOC_NUM_CLASSES
 from .params import choose_param_source, frozen_by_pattern
 
@@ -250,13 +250,9 @@ class Trainer:
         # With its saved state the optimizer continues counting updates (Adam's bias
         # correction, the schedule's steps); without it, it starts afresh on a shifted schedule.
         done_updates = source.begin_epoch * self.epoch_size if states else 0
-        counted_from = 0 if states else source.begin_epoch
-        if opts.lr_schedule == 'cosine':
-            learning_rate, scheduler = cosine_schedule(opts.lr, self.epoch_size, counted_from,
-                                                       opts.end_epoch)
-        else:
-            learning_rate, scheduler = lr_schedule(opts.lr, opts.lr_steps, opts.lr_factor,
-                                                   self.epoch_size, counted_from)
+        learning_rate, scheduler = make_lr_schedule(
+            opts.lr_schedule, opts.lr, opts.lr_steps, opts.lr_factor, self.epoch_size,
+            0 if states else source.begin_epoch, opts.end_epoch)
         # The losses are already averaged per batch; only devices (and synchronous workers,
         # whose gradients the servers add up) remain to be averaged.
         replicas = len(self.contexts) * (self.num_workers if '_sync' in opts.kv_store else 1)
