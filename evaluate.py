@@ -11,6 +11,7 @@ import os
 from config.threads import set_default_threads
 
 set_default_threads()  # before mxnet is imported
+import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 from evaluate.evaluate_net import METRICS, evaluate_net, expand_prefix  # noqa: E402
 from evaluate.options import contexts, parse_data_shape, resolve_metric  # noqa: E402
 
