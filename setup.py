@@ -9,18 +9,22 @@ import importlib.util
 import os
 import sys
 
-from setuptools import Command, find_packages, setup
-
-ROOT = os.path.dirname(os.path.abspath(__file__))
-
-# MXNet 1.9.1 requires numpy<2, and numpy<2 has no wheels for Python 3.13 (see README "Set-up").
-# Checked before anything else so that pip prints this line instead of a numpy build failure.
+# Checked before anything else (even setuptools, absent from a bare Python 3.12+ venv) so that
+# pip prints which Pythons work and how to get one, not only a version range or a build failure.
+# Newer: MXNet 1.9.1 requires numpy<2, which has no wheels for Python 3.13 (README, Set-up).
+# Older: Python 3.8 is past its end of life and nothing tests it here.
 OLDEST_PYTHON, NEWEST_PYTHON = (3, 9), (3, 12)
 if not OLDEST_PYTHON <= sys.version_info[:2] <= NEWEST_PYTHON:
-    sys.exit("error: mxnet-ssd runs on Python %d.%d to %d.%d (MXNet 1.9.1 needs numpy<2), not on "
-             "Python %d.%d; create the virtual environment with one of those, e.g. "
-             "`pyenv install 3.12` or `uv venv --python 3.12` (README, Set-up)"
-             % (OLDEST_PYTHON + NEWEST_PYTHON + sys.version_info[:2]))
+    sys.exit("error: mxnet-ssd runs on Python %d.%d to %d.%d, not on Python %d.%d (%s); create the "
+             "virtual environment with one of those, e.g. `pyenv install 3.12` or "
+             "`uv venv --python 3.12` (README, Set-up)"
+             % (OLDEST_PYTHON + NEWEST_PYTHON + sys.version_info[:2] + (
+                 "MXNet 1.9.1 needs numpy<2, which has no wheels for it"
+                 if sys.version_info[:2] > NEWEST_PYTHON else "past its end of life",)))
+
+from setuptools import Command, find_packages, setup  # noqa: E402
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
 
 # mxnet and its CUDA builds (mxnet-cu112, ...) install the same `mxnet` package, so the GPU
 # build replaces the CPU one instead of being added as an extra: choose it with MXSSD_GPU=1
