@@ -2,7 +2,7 @@
 
     pip install -e .                    # CPU (mxnet==1.9.1)
     MXSSD_GPU=1 pip install -e .        # GPU: mxnet-cu112==1.9.1 (NVIDIA driver >= 460)
-    MXSSD_GPU=cu117 pip install -e .    # GPU: any MXNet 1.9.1 CUDA build, see README "GPU"
+    MXSSD_GPU=cu117 pip install -e .    # GPU: any MXNet 1.9.1 CUDA build, see README: GPU
     python setup.py build_ops           # compile operator/ into operator/build/ (also done on first import)
 """
 import importlib.util
@@ -11,13 +11,13 @@ import sys
 
 # Checked before anything else (even setuptools, absent from a bare Python 3.12+ venv) so that
 # pip prints which Pythons work and how to get one, not only a version range or a build failure.
-# Newer: MXNet 1.9.1 requires numpy<2, which has no wheels for Python 3.13 (README, Set-up).
+# Newer: MXNet 1.9.1 requires numpy<2, which has no wheels for Python 3.13 (README: Quick start).
 # Older: Python 3.8 is past its end of life and nothing tests it here.
 OLDEST_PYTHON, NEWEST_PYTHON = (3, 9), (3, 12)
 if not OLDEST_PYTHON <= sys.version_info[:2] <= NEWEST_PYTHON:
     sys.exit("error: mxnet-ssd runs on Python %d.%d to %d.%d, not on Python %d.%d (%s); create the "
              "virtual environment with one of those, e.g. `pyenv install 3.12` or "
-             "`uv venv --python 3.12` (README, Set-up)"
+             "`uv venv --seed --python 3.12` (README: Quick start)"
              % (OLDEST_PYTHON + NEWEST_PYTHON + sys.version_info[:2] + (
                  "MXNet 1.9.1 needs numpy<2, which has no wheels for it"
                  if sys.version_info[:2] > NEWEST_PYTHON else "past its end of life",)))

@@ -105,7 +105,7 @@ def missing_numpy_names(source_dir):
 
 def test_every_numpy_name_mxnet_reads_exists():
     missing, files, reads = missing_numpy_names(mxnet_dir())
-    assert files > 200 and reads > 1000, "the scan found too little: %d files, %d reads" % (files, reads)
+    assert files > 200 and reads > 1000, "scan too small: %d files, %d reads" % (files, reads)
     unexpected = {key: line for key, line in missing.items() if key not in NOT_NUMPY_NAMES}
     assert not unexpected, "numpy %s lacks names MXNet reads (file, name: line): %s" % (
         numpy.__version__, unexpected)
@@ -162,7 +162,8 @@ def test_symbol_resolves_to_the_project_package_when_stdlib_comes_first(tmp_path
 
 @pytest.mark.skipif(sys.version_info >= (3, 10), reason="Python 3.10 removed the stdlib `symbol`")
 def test_stdlib_symbol_already_imported_is_replaced(tmp_path):
-    code = ("import sys; sys.path.append(%r); import symbol; assert not hasattr(symbol, '__path__')\n"
+    code = ("import sys; sys.path.append(%r)\n"
+            "import symbol; assert not hasattr(symbol, '__path__')  # the stdlib module\n"
             "import mxssd_compat, importlib.util; print('symbol' in sys.modules,"
             " importlib.util.find_spec('symbol').origin)" % ROOT)
     out = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), check=True,

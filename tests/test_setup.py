@@ -60,5 +60,5 @@ def test_unsupported_python_is_refused_with_the_pythons_that_work(tmp_path, vers
     assert status == 1 and not requires
     assert output.strip() == (
         "error: mxnet-ssd runs on Python 3.9 to 3.12, not on Python %s (%s); create the virtual "
-        "environment with one of those, e.g. `pyenv install 3.12` or `uv venv --python 3.12` "
-        "(README, Set-up)" % (version, reason))
+        "environment with one of those, e.g. `pyenv install 3.12` or `uv venv --seed "
+        "--python 3.12` (README: Quick start)" % (version, reason))
