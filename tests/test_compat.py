@@ -42,18 +42,25 @@ def numpy_aliases(tree):
     return aliases
 
 
-def dotted_reads(tree, roots):
-    """(line, dotted name) of each outermost attribute chain read from a name in ``roots``."""
+def dotted_reads(tree, aliases):
+    """(line, numpy module, [attribute, ...]) of each outermost attribute chain read from a
+    numpy alias, and of each name in a `_NUMPY_..._LIST` of strings (numpy_dispatch_protocol.py
+    reads those with getattr(numpy, name))."""
     inner = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
     for node in ast.walk(tree):
-        if not isinstance(node, ast.Attribute) or id(node) in inner:
-            continue
-        parts, value = [], node
-        while isinstance(value, ast.Attribute):
-            parts.append(value.attr)
-            value = value.value
-        if isinstance(value, ast.Name) and value.id in roots and isinstance(node.ctx, ast.Load):
-            yield node.lineno, value.id, parts[::-1]
+        if isinstance(node, ast.Attribute) and id(node) not in inner:
+            parts, value = [], node
+            while isinstance(value, ast.Attribute):
+                parts.append(value.attr)
+                value = value.value
+            reads_numpy = isinstance(value, ast.Name) and value.id in aliases
+            if reads_numpy and isinstance(node.ctx, ast.Load):
+                yield node.lineno, aliases[value.id], parts[::-1]
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.List) and any(
+                isinstance(target, ast.Name) and target.id.startswith("_NUMPY_")
+                and target.id.endswith("_LIST") for target in node.targets):
+            for item in node.value.elts:
+                yield item.lineno, "numpy", item.value.split(".")
 
 
 def has_attribute(module, name):
@@ -88,9 +95,8 @@ def missing_numpy_names(source_dir):
                 tree = ast.parse(source.read(), path)
             files += 1
             aliases = numpy_aliases(tree)
-            for line, root, attrs in dotted_reads(tree, aliases):
-                obj = resolve(aliases[root])
-                dotted = aliases[root]
+            for line, dotted, attrs in dotted_reads(tree, aliases):
+                obj = resolve(dotted)
                 for attr in attrs:  # attributes of modules only: a class's are not numpy's API
                     if not isinstance(obj, types.ModuleType):
                         break
@@ -114,15 +120,17 @@ def test_every_numpy_name_mxnet_reads_exists():
 
 
 def test_the_scan_sees_a_missing_name(tmp_path):
-    """The oracle for the scan itself: a removed alias and a misspelled submodule name."""
+    """The oracle for the scan itself: missing names read as attributes and from a name list."""
     (tmp_path / "uses.py").write_text(
         "import numpy as onp\nfrom numpy import random as npr\n"
         "x = onp.float32(1) + onp.linalg.norm([1.0])\n"
-        "y = onp.not_a_numpy_name_xyz\nz = npr.not_random_either\nonp.dtype('f').itemsize\n")
+        "y = onp.not_a_numpy_name_xyz\nz = npr.not_random_either\nonp.dtype('f').itemsize\n"
+        "_NUMPY_X_LIST = [\n    'sum',\n    'linalg.nope',\n]\n")
     missing, files, reads = missing_numpy_names(str(tmp_path))
-    assert files == 1 and reads == 6
+    assert files == 1 and reads == 9
     assert missing == {("uses.py", "numpy.not_a_numpy_name_xyz"): 4,
-                       ("uses.py", "numpy.random.not_random_either"): 5}
+                       ("uses.py", "numpy.random.not_random_either"): 5,
+                       ("uses.py", "numpy.linalg.nope"): 9}
 
 
 def test_aliases_restored_only_where_numpy_lacks_them():
