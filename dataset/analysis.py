@@ -142,6 +142,7 @@ def entries_from_rec(path_imgrec, read_sizes=True, progress=False):
 def entries_from_imdb(imdb):
     """Entries of an image database (any reader of this package), plus what the reader
     rejected while loading it, each located in its annotation file where possible."""
+    # records do not keep their annotation file: the reader's image id locates them
     entries = [Entry(r.path, str(r.index), r.label.astype(np.float64), r.size)
                for r in imdb.records]
     problems = [Problem(issue.kind, annotation_location(issue.source, issue.detail),

@@ -87,8 +87,20 @@ def read_labels(args):
                                          args.progress) + (names,)
     root = args.root or DEFAULT_ROOTS[args.dataset]
     imdb = load_imdb(args.dataset, args.image_set, root, year=args.year,
-                     class_names=args.class_names, true_negative_images=True)
+                     class_names=args.class_names, true_negative_images=True,
+                     synthetic_options=existing_synthetic_options(root))
     return analysis.entries_from_imdb(imdb) + (imdb.classes,)
+
+
+def existing_synthetic_options(root):
+    """The settings a synthetic tree under `root` was drawn with, so that reading it does not
+    redraw it with the defaults (None: draw one with the defaults)."""
+    try:
+        with open(os.path.join(root, 'synthetic.json')) as f:
+            manifest = json.load(f)
+        return {key: manifest[key] for key in ('num_train', 'num_val', 'seed', 'data_shape')}
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def anchor_analysis(args, classes, boxes, class_names, shape):
