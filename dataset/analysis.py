@@ -258,11 +258,13 @@ def distribution(values):
 def box_geometry(boxes, data_shape, sizes=None):
     """Per-object arrays: width/height as fractions of the image, in pixels at the network
     input (`data_shape` (height, width), after the aspect-ignoring resize), in the original
-    image's pixels (NaN where unknown), the input-pixel aspect w/h and the area fraction."""
+    image's pixels (NaN where unknown), the area fraction, sqrt(area) in input pixels (the
+    size the anchor coverage is bucketed by) and the input-pixel aspect w/h."""
     width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     geometry = {'width_frac': width, 'height_frac': height,
                 'width_px': width * data_shape[1], 'height_px': height * data_shape[0],
                 'area_frac': width * height}
+    geometry['side_px'] = np.sqrt(geometry['width_px'] * geometry['height_px'])
     geometry['aspect'] = geometry['width_px'] / geometry['height_px']
     if sizes is not None:
         geometry['width_image_px'] = width * sizes[:, 0]

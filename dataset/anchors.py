@@ -20,7 +20,7 @@ from symbol.common import anchors_per_position, feature_shape, multi_layer_featu
 from symbol.symbol_builder import TARGET_SETTINGS, build_backbone
 from symbol.symbol_factory import get_config
 
-from .analysis import class_label
+from .analysis import box_geometry, class_label
 
 MATCH_THRESHOLD = TARGET_SETTINGS['overlap_threshold']
 # Object size buckets: sqrt(width x height) in pixels at the network input.
@@ -143,12 +143,6 @@ def size_bucket_names():
             for lo, hi in zip(SIZE_BUCKETS[:-1], SIZE_BUCKETS[1:])]
 
 
-def object_side_px(boxes, data_shape):
-    """sqrt(width x height) of each box in pixels at the network input."""
-    return np.sqrt((boxes[:, 2] - boxes[:, 0]) * data_shape[1]
-                   * (boxes[:, 3] - boxes[:, 1]) * data_shape[0])
-
-
 def _group_stats(best, covered, mask):
     count = int(mask.sum())
     return {'objects': count,
@@ -167,7 +161,7 @@ def coverage_report(classes, boxes, layers, data_shape, class_names=None,
     best_layer = per_layer.argmax(axis=1) if len(boxes) else np.zeros(0, int)
     covered = best > threshold
     everything = np.ones(len(boxes), bool)
-    side = object_side_px(boxes, data_shape)
+    side = box_geometry(boxes, data_shape)['side_px']
     buckets = np.digitize(side, SIZE_BUCKETS[1:-1])
     report = {'threshold': threshold, 'anchors': int(sum(
         layer.grid[0] * layer.grid[1] * anchors_per_position(layer.sizes, layer.ratios)
@@ -235,14 +229,25 @@ def _parameters(layer):
             + [('ratios', j, FIT_RATIO_RANGE) for j in range(1, len(layer.ratios))])
 
 
+def with_extra_ratios(layer, count):
+    """`layer` with `count` more ratios, alternately wider and taller than any it has (the
+    search then moves them): more anchors per cell, so the prediction heads change shape."""
+    ratios = list(layer.ratios)
+    for j in range(count):
+        extreme = max(ratios) * 2 if j % 2 == 0 else min(ratios) / 2
+        ratios.append(float(np.clip(extreme, *FIT_RATIO_RANGE)))
+    return layer._replace(ratios=ratios)
+
+
 def fit_anchors(boxes, layers, threshold=MATCH_THRESHOLD, rounds=FIT_ROUNDS,
-                max_objects=FIT_MAX_OBJECTS, seed=0):
+                max_objects=FIT_MAX_OBJECTS, seed=0, extra_ratios=0):
     """Coordinate search over every layer's sizes and ratios (multiplicative steps
     `FIT_FACTORS`, values rounded to `FIT_DECIMALS`) maximising `fit_score` on `boxes`
-    (at most `max_objects` of them, drawn at random).  Returns the fitted layers."""
+    (at most `max_objects` of them, drawn at random).  The anchors per cell stay as they are
+    unless `extra_ratios` adds that many ratios to every layer.  Returns the fitted layers."""
     if len(boxes) > max_objects:
         boxes = boxes[np.random.RandomState(seed).choice(len(boxes), max_objects, replace=False)]
-    layers = list(layers)
+    layers = [with_extra_ratios(layer, extra_ratios) for layer in layers]
     per_layer = best_iou_per_layer(boxes, layers)
     score = fit_score(per_layer.max(axis=1), threshold)
     for _ in range(rounds):
@@ -266,6 +271,9 @@ def fit_anchors(boxes, layers, threshold=MATCH_THRESHOLD, rounds=FIT_ROUNDS,
 
 
 def preset_overrides(layers):
-    """The --preset-overrides object (train.py, symbol_factory.get_config) for `layers`."""
-    return {'sizes': [list(layer.sizes) for layer in layers],
-            'ratios': [list(layer.ratios) for layer in layers]}
+    """The --preset-overrides object (train.py, symbol_factory.get_config) for `layers`,
+    values rounded to `FIT_DECIMALS`."""
+    def rounded(values):
+        return [round(float(v), FIT_DECIMALS) for v in values]
+    return {'sizes': [rounded(layer.sizes) for layer in layers],
+            'ratios': [rounded(layer.ratios) for layer in layers]}

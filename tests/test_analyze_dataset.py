@@ -270,6 +270,20 @@ def test_bad_arguments_give_one_error_line(tmp_path, capsys):
     assert code == 2 and len(err) == 1 and 'sizez' in err[0], err
 
 
+def test_height_width_input_shapes_size_the_boxes_in_that_order(tmp_path):
+    lst = str(tmp_path / 'shapes.lst')
+    write_lst(lst, [[[0, 0.1, 0.1, 0.115, 0.6, 0]],     # 3.4 px wide at 224: tiny
+                    [[0, 0.1, 0.1, 0.6, 0.12, 0]],      # 3.2 px high at 160: tiny
+                    [[0, 0.1, 0.1, 0.12, 0.13, 0]]])    # 4.5 x 4.8 px: not tiny
+    code, report = run_tool(tmp_path, '--lst', lst, '--no-image-sizes', '--data-shape',
+                            '160,224', '--network', NETWORK, '--no-figures')
+    assert code == 0 and report['data_shape'] == [160, 224]
+    assert [p['where'] for p in report['problems']] == ['%s:1' % lst, '%s:2' % lst]
+    assert report['boxes']['height_px']['p0'] == pytest.approx(0.02 * 160)
+    coverage = report['anchors']['coverage']
+    assert coverage['objects'] == 3 and coverage['by_layer'][0]['grid'] == [20, 28]
+
+
 # ----------------------------------------------------------------------------- anchor fitting
 
 def test_fitting_covers_a_set_that_needs_other_ratios(tmp_path):
@@ -304,6 +318,15 @@ def test_fitting_covers_a_set_that_needs_other_ratios(tmp_path):
     boxes = np.array([r[0][1:5] for r in rows])
     best, _ = brute_force_best_iou(boxes, network_anchors(NETWORK, (SHAPE, SHAPE), **overrides))
     assert after['without_positive'] == (best <= 0.5).sum()
+
+    # asked for, it adds ratios: two more anchors in every cell of every layer
+    _, more = run_tool(tmp_path / 'more', '--lst', lst, '--num-class', '3', '--no-image-sizes',
+                       '--network', NETWORK, '--data-shape', str(SHAPE), '--fit-anchors',
+                       '--fit-extra-ratios', '2', '--no-figures')
+    cells = sum(rows * cols for rows, cols in (layer['grid'] for layer in before['by_layer']))
+    assert more['anchors']['fitted_coverage']['anchors'] == before['anchors'] + 2 * cells
+    assert [len(r) for r in more['anchors']['fitted_overrides']['ratios']] == \
+        [len(r) + 2 for r in report['anchors']['fitted_overrides']['ratios']]
 
 
 # ----------------------------------------------------------------------------- train.py pre-flight

@@ -62,6 +62,10 @@ def parse_args(argv=None):
                         help='preset fields as given to train.py (e.g. earlier fitted anchors)')
     parser.add_argument('--fit-anchors', action='store_true',
                         help='search sizes and ratios per layer; write fitted_anchors.json')
+    parser.add_argument('--fit-extra-ratios', type=int, default=0,
+                        help='add this many anchor ratios per layer before fitting (changes '
+                             'the prediction heads: their weights no longer load from a '
+                             'checkpoint of the preset)')
     parser.add_argument('--fit-max-objects', type=int, default=anchors.FIT_MAX_OBJECTS,
                         help='objects (a random subset) the anchor search runs on')
     parser.add_argument('--output-dir', default=os.path.join('output', 'analysis'),
@@ -112,7 +116,10 @@ def anchor_analysis(args, classes, boxes, class_names, shape):
     result['anchor_shapes_px'] = [(layer.name, anchors.anchor_shapes_px(layer, shape))
                                   for layer in layers]
     if args.fit_anchors:
-        fitted = anchors.fit_anchors(boxes, layers, max_objects=args.fit_max_objects)
+        if args.fit_extra_ratios < 0:
+            raise ValueError('--fit-extra-ratios must be >= 0, got %d' % args.fit_extra_ratios)
+        fitted = anchors.fit_anchors(boxes, layers, max_objects=args.fit_max_objects,
+                                     extra_ratios=args.fit_extra_ratios)
         fitted_overrides = dict(overrides, **anchors.preset_overrides(fitted))
         # measured through the preset, as train.py will build it from the written JSON
         _, fitted_layers = anchors.anchor_layers(args.network, shape, **fitted_overrides)
