@@ -11,13 +11,14 @@ where it sits (``file:line``, ``file record N``).
 `preflight_check` is the cheap part for ``train.py``: it reads only the record headers and
 raises `DatasetError` with the same messages before the first epoch.
 """
+import io
 import os
 import re
 from collections import Counter, namedtuple
 
-import cv2
 import mxnet as mx
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from .imdb import BOX_OUTSIDE_TOLERANCE, HEADER_WIDTH, OBJECT_WIDTH
@@ -71,8 +72,8 @@ def label_rows(values):
 
 
 def entries_from_lst(path, image_root=None, read_sizes=False, progress=False):
-    """Entries of a detection .lst, one per line; `read_sizes` opens each image (paths are
-    relative to `image_root`, default the .lst's folder) to learn its size in pixels."""
+    """Entries of a detection .lst, one per line; `read_sizes` reads each image's size in
+    pixels (paths are relative to `image_root`, default the .lst's folder)."""
     image_root = os.path.dirname(os.path.abspath(path)) if image_root is None else image_root
     entries, problems = [], []
     with open(path) as f:
@@ -95,28 +96,30 @@ def entries_from_lst(path, image_root=None, read_sizes=False, progress=False):
             problems.append(Problem(MALFORMED_LABEL, where, fields[-1], str(err)))
             continue
         image = fields[-1]
-        size = image_file_size(os.path.join(image_root, image)) if read_sizes else None
+        size = image_size(os.path.join(image_root, image)) if read_sizes else None
         entries.append(Entry(image, where, rows, size))
     return entries, problems
 
 
-def image_file_size(path):
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    return None if image is None else (image.shape[1], image.shape[0])
+def image_size(source):
+    """(width, height) of an image file or bytes from its header alone (Pillow, which
+    matplotlib brings, reads no pixels for this), or None when it cannot be read."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
 
 
-def record_headers(path_imgrec, decode_images=False, progress=False):
-    """(position, record id, label vector, (width, height) or None) of every record."""
+def record_headers(path_imgrec, read_sizes=False, progress=False):
+    """(position, record id, label vector, image (width, height) or None) of every record."""
     reader = mx.recordio.MXRecordIO(path_imgrec, 'r')
     try:
         bar = tqdm(desc='reading %s' % os.path.basename(path_imgrec), unit='rec',
                    disable=not progress)
         for position, item in enumerate(iter(reader.read, None)):
             header, data = mx.recordio.unpack(item)
-            size = None
-            if decode_images:
-                image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-                size = None if image is None else (image.shape[1], image.shape[0])
+            size = image_size(data) if read_sizes else None
             bar.update()
             yield position, int(header.id), np.atleast_1d(header.label), size
         bar.close()
@@ -125,7 +128,7 @@ def record_headers(path_imgrec, decode_images=False, progress=False):
 
 
 def entries_from_rec(path_imgrec, read_sizes=True, progress=False):
-    """Entries of a .rec packed with detection labels; `read_sizes` decodes each image."""
+    """Entries of a .rec packed with detection labels; `read_sizes` reads each image's size."""
     if not os.path.isfile(path_imgrec):
         raise FileNotFoundError('record file not found: %s' % path_imgrec)
     entries, problems = [], []

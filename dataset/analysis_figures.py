@@ -45,13 +45,14 @@ def plot_box_shapes(path, width_px, height_px, anchor_shapes, data_shape, fitted
                    label='anchors %s' % name)
     for k, (name, shapes) in enumerate(fitted_shapes or ()):
         ax.scatter(shapes[:, 0], shapes[:, 1], s=60, marker='o', facecolors='none',
-                   edgecolors=colors(k % 10), label='fitted %s' % name if k == 0 else None)
+                   edgecolors=colors(k % 10),
+                   label='fitted anchors (colour of their layer)' if k == 0 else None)
     ax.set_xscale('log')
     ax.set_yscale('log')
     ax.set_xlabel('box width (px at the %dx%d input)' % (data_shape[1], data_shape[0]))
     ax.set_ylabel('box height (px)')
     ax.set_title('object and anchor shapes')
-    ax.legend(fontsize='x-small', loc='upper left', markerscale=0.8)
+    ax.legend(fontsize='x-small', loc='upper left', bbox_to_anchor=(1.02, 1), markerscale=0.8)
     ax.grid(True, which='both', alpha=0.3)
     return _save(plt, fig, path)
 

@@ -48,7 +48,7 @@ def parse_args(argv=None):
     parser.add_argument('--image-root', help='--lst: folder its image paths are relative to '
                         '(default: the .lst folder); images found there give pixel sizes')
     parser.add_argument('--image-sizes', action=argparse.BooleanOptionalAction, default=True,
-                        help='--rec/--lst: decode every image for its size in pixels')
+                        help="--rec/--lst: read every image's size in pixels (header only)")
     parser.add_argument('--class-names', help="'a,b,c', a names file or a dataset/names entry")
     parser.add_argument('--num-class', type=int,
                         help='classes of the network (default: the number of class names)')
@@ -76,7 +76,10 @@ def parse_args(argv=None):
                         help='exit with %d when any problem is found' % STRICT_EXIT_CODE)
     parser.add_argument('--progress', action=argparse.BooleanOptionalAction, default=True,
                         help='progress bars while reading')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.fit_anchors and not args.network:
+        parser.error('--fit-anchors needs --network')
+    return args
 
 
 def read_labels(args):
