@@ -167,8 +167,14 @@ def coverage_report(classes, boxes, layers, data_shape, class_names=None,
         layer.grid[0] * layer.grid[1] * anchors_per_position(layer.sizes, layer.ratios)
         for layer in layers))}
     report.update(_group_stats(best, covered, everything))
-    report['by_size'] = {name: _group_stats(best, covered, buckets == k)
-                         for k, name in enumerate(size_bucket_names())}
+    report['by_size'] = {}
+    for k, name in enumerate(size_bucket_names()):
+        in_bucket = buckets == k
+        stats = report['by_size'][name] = _group_stats(best, covered, in_bucket)
+        # the layer that holds these objects' best anchors: which map sees this size
+        stats['best_anchor_on'] = {layer.name: int((in_bucket & (best_layer == j)).sum())
+                                   for j, layer in enumerate(layers)
+                                   if (in_bucket & (best_layer == j)).any()}
     report['by_class'] = {class_label(c, class_names): _group_stats(best, covered, classes == c)
                           for c in np.unique(classes)}
     report['by_layer'] = [dict(name=layer.name, grid=list(layer.grid), sizes=layer.sizes,

@@ -149,14 +149,17 @@ def test_coverage_equals_brute_force_iou_with_every_network_anchor(synthetic_set
         assert report['by_class'][name]['without_positive'] == uncovered[classes == k].sum()
     side = np.sqrt((boxes[:, 2] - boxes[:, 0]) * data_shape[1]
                    * (boxes[:, 3] - boxes[:, 1]) * data_shape[0])
+    # the layer holding each object's best anchor, from the anchor's position in the network
+    layer_ends = np.cumsum([len(anchors.prior_boxes(layer)) for layer in layers])
+    expected_layer = np.searchsorted(layer_ends, expected_index, side='right')
     for name, (low, high) in zip(anchors.size_bucket_names(),
                                  zip(anchors.SIZE_BUCKETS[:-1], anchors.SIZE_BUCKETS[1:])):
         in_bucket = (side >= low) & (side < high)
         assert report['by_size'][name]['objects'] == in_bucket.sum(), name
         assert report['by_size'][name]['without_positive'] == (uncovered & in_bucket).sum(), name
-    # the layer holding each object's best anchor, from the anchor's position in the network
-    layer_ends = np.cumsum([len(anchors.prior_boxes(layer)) for layer in layers])
-    expected_layer = np.searchsorted(layer_ends, expected_index, side='right')
+        layer_counts = np.bincount(expected_layer[in_bucket], minlength=len(layers))
+        assert report['by_size'][name]['best_anchor_on'] == {
+            layer.name: n for layer, n in zip(layers, layer_counts) if n}, name
     assert [layer['best_anchor_for'] for layer in report['by_layer']] == \
         np.bincount(expected_layer, minlength=len(layers)).tolist()
 
