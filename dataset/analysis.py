@@ -201,7 +201,7 @@ def _row_problems(entry, num_class, data_shape):
     for k, row in enumerate(entry.rows):
         what = 'object %d' % k
         cls, box = row[0], row[1:5]
-        if num_class is not None and not (cls == int(cls) and 0 <= cls < num_class):
+        if num_class is not None and not (is_class_id(cls) and 0 <= cls < num_class):
             found.append(Problem(CLASS_OUT_OF_RANGE, entry.where, entry.image,
                                  '%s has class id %g, --num-class %d allows 0..%d'
                                  % (what, cls, num_class, num_class - 1)))
@@ -223,13 +223,19 @@ def _row_problems(entry, num_class, data_shape):
     return found
 
 
+def is_class_id(value):
+    """A finite whole number (class ids are stored as floats)."""
+    return bool(np.isfinite(value)) and float(value).is_integer()
+
+
 def _fmt_box(box):
     return '(%s)' % ', '.join('%.4g' % v for v in box)
 
 
 def usable_objects(entries):
     """(class ids, boxes (n, 4) normalised, original image sizes (n, 2) NaN where unknown) of
-    every object whose box is finite, non-empty and inside the image (within tolerance)."""
+    every object with a finite class id and a finite, non-empty box inside the image (within
+    tolerance)."""
     rows, sizes = [], []
     for entry in entries:
         rows.append(entry.rows[:, :5])
@@ -238,7 +244,7 @@ def usable_objects(entries):
     sizes = np.array(sizes, np.float64).reshape(-1, 2)
     box = rows[:, 1:5]
     with np.errstate(invalid='ignore'):
-        ok = (np.all(np.isfinite(box), axis=1) & (box[:, 0] < box[:, 2]) & (box[:, 1] < box[:, 3])
+        ok = (np.all(np.isfinite(rows), axis=1) & (box[:, 0] < box[:, 2]) & (box[:, 1] < box[:, 3])
               & (box.min(axis=1) >= -BOX_OUTSIDE_TOLERANCE)
               & (box.max(axis=1) <= 1 + BOX_OUTSIDE_TOLERANCE))
     return rows[ok, 0], np.clip(box[ok], 0.0, 1.0), sizes[ok]
@@ -283,7 +289,7 @@ def dataset_report(entries, problems, class_names=None, num_class=None, data_sha
     classes, boxes, sizes = usable_objects(entries)
     per_image = Counter(len(e.rows) for e in entries)
     max_objects = max(per_image, default=0)
-    class_counts = Counter(int(c) if c == int(c) else float(c) for c in classes)
+    class_counts = Counter(int(c) if is_class_id(c) else float(c) for c in classes)
     geometry = box_geometry(boxes, data_shape, sizes)
     return {
         'images': len(entries),
@@ -303,7 +309,7 @@ def dataset_report(entries, problems, class_names=None, num_class=None, data_sha
 
 
 def class_label(cls, class_names):
-    if class_names and cls == int(cls) and 0 <= cls < len(class_names):
+    if class_names and is_class_id(cls) and 0 <= cls < len(class_names):
         return class_names[int(cls)]
     return 'id %g' % cls
 

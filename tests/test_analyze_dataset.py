@@ -240,6 +240,7 @@ def test_every_planted_problem_of_a_lst_is_found_on_its_line(tmp_path, capsys):
     ])
     with open(lst, 'a') as f:
         f.write('7\t2\t6\t0\tabc\t0.1\t0.5\t0.5\t0\timg_7.jpg\n')       # 8: not a number
+        f.write('8\t2\t6\tnan\t0.1\t0.1\t0.5\t0.5\t0\timg_8.jpg\n')     # 9: class NaN
     code, report = run_tool(tmp_path, '--lst', lst, '--num-class', '3', '--no-image-sizes',
                             '--strict')
     assert code == analyze_dataset.STRICT_EXIT_CODE
@@ -251,9 +252,10 @@ def test_every_planted_problem_of_a_lst_is_found_on_its_line(tmp_path, capsys):
         ('%s:5' % lst, analysis.TINY_BOX, 'img_4.jpg'),
         ('%s:7' % lst, analysis.CLASS_OUT_OF_RANGE, 'img_6.jpg'),
         ('%s:8' % lst, analysis.MALFORMED_LABEL, 'img_7.jpg'),
+        ('%s:9' % lst, analysis.CLASS_OUT_OF_RANGE, 'img_8.jpg'),
     ])
-    assert report['images'] == 7 and report['images_without_objects'] == 1
-    assert report['objects'] == 7 and report['usable_objects'] == 5
+    assert report['images'] == 8 and report['images_without_objects'] == 1
+    assert report['objects'] == 8 and report['usable_objects'] == 5
     assert report['max_objects_per_image'] == 2 and report['label_width'] == 14
     printed = capsys.readouterr().out
     assert '%s:2: %s: object 1 has class id 5, --num-class 3 allows 0..2 (image img_1.jpg)' \
