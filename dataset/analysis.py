@@ -117,7 +117,7 @@ def record_headers(path_imgrec, read_sizes=False, progress=False):
     try:
         bar = tqdm(desc='reading %s' % os.path.basename(path_imgrec), unit='rec',
                    disable=not progress)
-        for position, item in enumerate(iter(reader.read, None)):
+        for position, item in enumerate(iter(lambda: _read_record(reader, path_imgrec), None)):
             header, data = mx.recordio.unpack(item)
             size = image_size(data) if read_sizes else None
             bar.update()
@@ -125,6 +125,14 @@ def record_headers(path_imgrec, read_sizes=False, progress=False):
         bar.close()
     finally:
         reader.close()
+
+
+def _read_record(reader, path_imgrec):
+    try:
+        return reader.read()
+    except mx.base.MXNetError as err:   # its message is a C++ stack trace; keep the reason
+        reason = str(err).strip().splitlines()[-1].split('Check failed: ')[-1]
+        raise ValueError('%s: not a readable RecordIO file (%s)' % (path_imgrec, reason))
 
 
 def entries_from_rec(path_imgrec, read_sizes=True, progress=False):

@@ -69,9 +69,10 @@ def plot_coverage_by_size(path, coverage, fitted=None):
     width = 0.8 / len(series)
     for j, (label, report, color) in enumerate(series):
         covered = [1 - report['by_size'][n]['without_positive_fraction'] for n in names]
+        overall = report['without_positive_fraction']
         bars = ax.bar(x + (j - (len(series) - 1) / 2) * width, covered, width, color=color,
-                      label='%s (%.1f%% overall)'
-                      % (label, 100 * (1 - report['without_positive_fraction'])))
+                      label=label if overall is None else
+                      '%s (%.1f%% overall)' % (label, 100 * (1 - overall)))
         for bar, name in zip(bars, names):
             ax.annotate('%d' % report['by_size'][name]['objects'], (bar.get_x() + width / 2, 0),
                         ha='center', va='bottom', fontsize='x-small', color='white')

@@ -273,6 +273,13 @@ def test_bad_arguments_give_one_error_line(tmp_path, capsys):
                        '{"sizez": [0.1]}')
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and 'sizez' in err[0], err
+    garbage = tmp_path / 'garbage.rec'
+    garbage.write_bytes(b'not a record file' * 100)
+    code, _ = run_tool(tmp_path, '--rec', str(garbage))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith('error: %s: not a readable RecordIO file (' % garbage), err
+    assert err[0].endswith('Invalid RecordIO File)'), err
 
 
 def test_height_width_input_shapes_size_the_boxes_in_that_order(tmp_path):
