@@ -5,6 +5,7 @@ fails, anchor fitting helps a set that needs other ratios, and train.py's pre-fl
 on bad labels."""
 import json
 import os
+from ast import literal_eval
 
 import cv2
 import mxnet as mx
@@ -162,6 +163,29 @@ def test_coverage_equals_brute_force_iou_with_every_network_anchor(synthetic_set
             layer.name: n for layer, n in zip(layers, layer_counts) if n}, name
     assert [layer['best_anchor_for'] for layer in report['by_layer']] == \
         np.bincount(expected_layer, minlength=len(layers)).tolist()
+
+
+@pytest.mark.parametrize('network, data_shape', [
+    ('vgg16_reduced', (300, 300)),          # pixel steps at its native size
+    ('legacy_vgg16_ssd_512', (512, 512)),   # explicit sizes, 4x4 last extra layer
+    ('resnet50', (256, 320)),
+])
+def test_anchor_layers_are_the_networks_multibox_prior_nodes(network, data_shape):
+    _, layers = anchors.anchor_layers(network, data_shape)
+    net = symbol_factory.get_symbol(network, data_shape, num_classes=3)
+    attrs, internals = net.attr_dict(), net.get_internals()
+    priors = [name[:-len('_anchors_output')] for name in internals.list_outputs()
+              if name.endswith('_anchors_output') and 'sizes' in attrs[name[:-len('_output')]]]
+    assert [layer.name for layer in layers] == priors
+    for layer in layers:
+        node = attrs[layer.name + '_anchors']
+        assert np.allclose(literal_eval(node['sizes']), layer.sizes), layer.name
+        assert np.allclose(literal_eval(node['ratios']), layer.ratios), layer.name
+        assert np.allclose(literal_eval(node['steps']), layer.step), layer.name
+        assert node['clip'] == str(layer.clip)
+        _, (shape,), _ = internals[layer.name + '_anchors_output'].infer_shape(
+            data=(1, 3) + data_shape)
+        assert shape == (1,) + anchors.prior_boxes(layer).shape, layer.name
 
 
 # ----------------------------------------------------------------------------- planted problems
