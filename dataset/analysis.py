@@ -60,8 +60,9 @@ def label_rows(values):
     """Object rows of a flat detection label [header_width, object_width, ..., objects...] (a
     .lst line's label fields or a record header); padding rows (all -1) are dropped."""
     values = np.asarray(values, np.float64)
-    if len(values) < 2:
-        raise ValueError('label has %d values, expected [2, 6, objects...]' % len(values))
+    if len(values) < 2 or not np.all(np.isfinite(values[:2])):
+        raise ValueError('label %s does not start with [header_width, object_width] as '
+                         '[2, 6, objects...] does' % _fmt_box(values[:2]))
     header, width = int(values[0]), int(values[1])
     objects = values[header:] if header >= 2 else values[:0]
     if header < 2 or width < 5 or len(objects) % width:
