@@ -1,4 +1,5 @@
-"""mxssd_compat: every numpy name MXNet's own sources read exists, and nothing else changes."""
+"""mxssd_compat: every numpy name MXNet reads exists after it, it changes nothing else, and every
+script and package imports it before MXNet."""
 import ast
 import importlib.util
 import os
@@ -177,3 +178,52 @@ def test_stdlib_symbol_already_imported_is_replaced(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), check=True,
                          stdout=subprocess.PIPE, universal_newlines=True).stdout.split()
     assert out == ["False", os.path.join(ROOT, "symbol", "__init__.py")]
+
+
+PROJECT_PACKAGES = ("symbol", "dataset", "detect", "evaluate", "train", "tools", "bench")
+# config/ is imported by the scripts before they set OMP_NUM_THREADS, so it stays free of numpy
+PACKAGES_WITHOUT_COMPAT = {"config/__init__.py"}
+
+
+def first_import_needing_compat(tree):
+    """Index among the top-level statements of the first import of MXNet or of a project
+    package (whose MXNet import the compat module must precede), or None."""
+    for index, stmt in enumerate(tree.body):
+        for node in ast.walk(stmt):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [])
+            if any(name.split(".")[0] in ("mxnet",) + PROJECT_PACKAGES for name in names):
+                return index
+    return None
+
+
+def imports_compat_at(tree):
+    for index, stmt in enumerate(tree.body):
+        if isinstance(stmt, ast.Import) and [a.name for a in stmt.names] == ["mxssd_compat"]:
+            return index
+    return None
+
+
+def test_every_script_and_package_imports_compat_before_mxnet():
+    tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, check=True,
+                             stdout=subprocess.PIPE, universal_newlines=True).stdout.split()
+    late = []
+    checked = 0
+    for path in tracked:
+        if path.startswith("tests/") or path == "setup.py" or path == "mxssd_compat.py":
+            continue
+        with open(os.path.join(ROOT, path), encoding="utf-8") as source:
+            text = source.read()
+        tree = ast.parse(text, path)
+        needs = first_import_needing_compat(tree)
+        if path.endswith("__init__.py") and path not in PACKAGES_WITHOUT_COMPAT:
+            needs = len(tree.body) if needs is None else needs  # a package: always
+        elif "__main__" not in text or needs is None:
+            continue  # a module of a package (its __init__ imports compat) or needs no MXNet
+        checked += 1
+        compat = imports_compat_at(tree)
+        if compat is None or compat > needs:
+            late.append(path)
+    assert checked > 20, checked
+    assert not late, "import mxssd_compat before MXNet or a project package in: %s" % late
