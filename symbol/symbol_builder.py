@@ -3,7 +3,9 @@ import numbers
 
 import mxnet as mx
 
-from . import inceptionv3, mobilenet, resnet, vgg16_reduced
+from config import defaults
+
+from . import inceptionv3, mobilenet, operators, resnet, vgg16_reduced
 from .common import multi_layer_feature, multibox_layer
 
 BACKBONES = {
@@ -13,15 +15,13 @@ BACKBONES = {
     "mobilenet": mobilenet.get_symbol,
 }
 
-# Box-offset encoding shared by target assignment and decoding (centre x/y, log w/h).
-VARIANCES = (0.1, 0.1, 0.2, 0.2)
+VARIANCES = defaults.VARIANCES
 IGNORE_LABEL = -1
-# SSD matching: IoU > 0.5 is positive; 3 hard negatives (IoU < 0.5) per positive.
 TARGET_SETTINGS = {
-    "overlap_threshold": 0.5,
+    "overlap_threshold": defaults.MATCH_IOU,
     "ignore_label": IGNORE_LABEL,
-    "negative_mining_ratio": 3,
-    "negative_mining_thresh": 0.5,
+    "negative_mining_ratio": defaults.NEGATIVE_MINING_RATIO,
+    "negative_mining_thresh": defaults.NEGATIVE_MINING_THRESH,
     "variances": VARIANCES,
 }
 
@@ -38,6 +38,7 @@ def multibox_predictions(config, num_classes):
     if not isinstance(num_classes, numbers.Integral) or num_classes < 1:
         raise ValueError("num_classes must be a positive int (background excluded), got %r"
                          % (num_classes,))
+    operators.load()  # the heads use MultiBoxPrior (and the outputs the other two)
     body = build_backbone(config)
     features = multi_layer_feature(body, config["data_shape"], config["from_layers"],
                                    config["num_filters"], config["strides"], config["pads"],
@@ -54,7 +55,8 @@ def detection(cls_prob, loc_preds, anchors, nms_thresh, force_suppress, nms_topk
                                     nms_topk=nms_topk, name="detection")
 
 
-def training_symbol(config, num_classes, nms_thresh=0.5, force_suppress=False, nms_topk=400,
+def training_symbol(config, num_classes, nms_thresh=defaults.NMS_THRESH,
+                    force_suppress=defaults.FORCE_NMS, nms_topk=defaults.NMS_TOPK,
                     minimum_negative_samples=0):
     """Outputs [cls_prob (N, C+1, A), loc_loss (N, 4A), cls_label (N, A), det_out (N, A, 6)];
     only the first two carry gradients, the others are for metrics and monitoring."""
@@ -78,7 +80,8 @@ def training_symbol(config, num_classes, nms_thresh=0.5, force_suppress=False, n
     return mx.sym.Group([cls_prob, loc_loss, cls_label, det_out])
 
 
-def inference_symbol(config, num_classes, nms_thresh=0.45, force_suppress=False, nms_topk=400):
+def inference_symbol(config, num_classes, nms_thresh=defaults.NMS_THRESH,
+                     force_suppress=defaults.FORCE_NMS, nms_topk=defaults.NMS_TOPK):
     """Single output ``detection_output`` (N, A, 6): [cls, score, xmin, ymin, xmax, ymax]."""
     loc_preds, cls_preds, anchors = multibox_predictions(config, num_classes)
     cls_prob = mx.sym.softmax(cls_preds, axis=1, name="cls_prob")

@@ -10,7 +10,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import symbol  # noqa: F401  (registers the MultiBox operators used by converted models)
 from tools.caffe_converter import compare, convert_model, convert_symbol
 from tools.caffe_converter.caffe_io import CaffeError
 from tools.caffe_converter.compare import (DEFAULT_MEAN_BGR, detection_differences,

@@ -11,8 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from test_detect import (EPOCH, NETWORK, SHAPE, make_detector, random_model_workspace,
-                         shipped_model_or_skip)
+from conftest import RANDOM_MODEL
+
+EPOCH, NETWORK, SHAPE = RANDOM_MODEL.epoch, RANDOM_MODEL.network, RANDOM_MODEL.shape
+make_detector = RANDOM_MODEL.detector
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THRESH = 0.35   # the random test model scores 0.2-0.8
@@ -21,7 +23,7 @@ CLASSES = 'circle,square,triangle,cross'
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
-    return random_model_workspace(tmp_path_factory.mktemp('demo'), 3)
+    return RANDOM_MODEL.workspace(tmp_path_factory.mktemp('demo'), 3)
 
 
 def demo_main(argv):
@@ -146,29 +148,28 @@ def test_max_frames_and_missing_video(setup, tmp_path, capsys):
 
 def test_missing_model_names_the_expected_files(setup, tmp_path, capsys):
     args = model_args(setup, '--images', setup['paths'][0], '--epoch', '7')
-    assert demo_main(args) == 2
+    assert demo_main(args) == 1
     err = capsys.readouterr().err
     assert 'model file(s) not found: %s-0007.params' % setup['prefix'] in err
     assert 'epochs found for this prefix: %d' % EPOCH in err
     assert demo_main(model_args(setup, '--images', setup['paths'][0], '--class-names',
-                                'a,b,c,d,e')) == 2
+                                'a,b,c,d,e')) == 1
     assert 'conv_6_relu_cls_pred_conv_weight is (20, 64, 3, 3), network needs (24, 64, 3, 3)' \
         in capsys.readouterr().err
 
 
 def test_flags(setup, monkeypatch, capsys):
     namespace = runpy.run_path(os.path.join(ROOT, 'demo.py'))
-    parse, prefix_of = namespace['parse_args'], namespace['model_prefix']
+    parse = namespace['parse_args']
     args = parse(['--prefix', 'm/ssd_', '--network', 'x', '--data-shape', '128,96'])
-    assert prefix_of(args) == os.path.join('m', 'ssd_x_128x96')
-    assert (args.force_nms, args.timer, args.show, args.deploy) == (True, True, False, False)
+    assert args.data_shape == (128, 96)
+    # None: taken from the model spec (or the project default without one)
+    assert (args.force_nms, args.timer, args.show, args.deploy) == (None, True, False, False)
     assert args.images.endswith(os.path.join('data', 'demo'))
     assert args.json == os.path.join('output', 'demo', 'detections.json')
     args = parse(['--prefix', 'm/ssd_', '--network', 'x', '--data-shape', '128', '--deploy',
                   '--no-force-nms', '--no-timer', '--save-dir', '', '--video', 'v.mp4'])
-    assert prefix_of(args) == os.path.join('m', 'deploy_ssd_x_128')
     assert (args.force_nms, args.timer, args.json, args.images) == (False, False, '', None)
-    assert prefix_of(parse(['--prefix', 'm/mine', '--deploy'])) == 'm/mine'
     monkeypatch.delenv('DISPLAY', raising=False)
     monkeypatch.delenv('WAYLAND_DISPLAY', raising=False)
     assert demo_main(model_args(setup, '--images', setup['paths'][0], '--show',
@@ -176,9 +177,8 @@ def test_flags(setup, monkeypatch, capsys):
     assert 'no display here, --show ignored' in capsys.readouterr().err
 
 
-def test_no_arguments_runs_the_shipped_model_on_the_demo_images(tmp_path):
+def test_no_arguments_runs_the_shipped_model_on_the_demo_images(tmp_path, shipped_model):
     """What a fresh clone does: `python demo.py` (here from another working directory)."""
-    shipped_model_or_skip()
     proc = subprocess.run([sys.executable, os.path.join(ROOT, 'demo.py')], cwd=str(tmp_path),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           timeout=300)

@@ -12,8 +12,12 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from test_detect import (EPOCH, MEAN, NETWORK, NUM_CLASSES, SHAPE, assert_same_detections,
-                         make_detector, random_model_workspace)
+from conftest import RANDOM_MODEL
+
+EPOCH, MEAN, NETWORK, NUM_CLASSES, SHAPE = (RANDOM_MODEL.epoch, RANDOM_MODEL.mean,
+                                            RANDOM_MODEL.network, RANDOM_MODEL.num_classes,
+                                            RANDOM_MODEL.shape)
+assert_same_detections, make_detector = RANDOM_MODEL.same_detections, RANDOM_MODEL.detector
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT_PACKAGES = ('symbol', 'dataset', 'detect', 'evaluate', 'config', 'train', 'tools')
@@ -43,7 +47,7 @@ print(json.dumps({
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
-    return random_model_workspace(tmp_path_factory.mktemp('deploy'), 2)
+    return RANDOM_MODEL.workspace(tmp_path_factory.mktemp('deploy'), 2)
 
 
 def deploy_main(argv):
@@ -90,7 +94,7 @@ def test_default_output_name_and_no_portable_keeps_our_operators(setup, capsys):
     deployed = os.path.join(str(setup['work']), 'deploy_ssd_%s_%d' % (NETWORK, SHAPE))
     printed = capsys.readouterr().out
     assert "this project's operators" in printed
-    assert '--deploy --prefix %s --epoch %d --data-shape %d' % (deployed, EPOCH, SHAPE) in printed
+    assert '--deploy --prefix %s --epoch %d\n' % (deployed, EPOCH) in printed
     ops, _ = multibox_ops(deployed + '-symbol.json')
     assert ops == ['MultiBoxDetection', 'MultiBoxPrior']
     from detect.detector import Detector
@@ -118,7 +122,7 @@ def test_only_the_used_parameters_are_saved_unchanged(setup, tmp_path):
 
 def test_nms_settings_are_baked_into_the_graph(setup, tmp_path):
     out = str(tmp_path / 'm')
-    assert deploy_main(deploy_args(setup, '--nms', '0.3', '--topk', '50', '--no-force-nms',
+    assert deploy_main(deploy_args(setup, '--nms', '0.3', '--nms-topk', '50', '--no-force-nms',
                                    '--output-prefix', out)) == 0
     _, detection = multibox_ops(out + '-symbol.json')
     attrs = detection['detection']
@@ -127,12 +131,12 @@ def test_nms_settings_are_baked_into_the_graph(setup, tmp_path):
 
 
 def test_mismatch_and_missing_files_are_named(setup, capsys):
-    assert deploy_main(deploy_args(setup, '--num-class', '5')) == 2
+    assert deploy_main(deploy_args(setup, '--num-class', '5')) == 1
     err = capsys.readouterr().err
     assert 'does not fit the network' in err
     assert 'conv_6_relu_cls_pred_conv_weight is (20, 64, 3, 3), network needs (24, 64, 3, 3)' in err
-    assert deploy_main(deploy_args(setup, '--epoch', '11')) == 2
+    assert deploy_main(deploy_args(setup, '--epoch', '11')) == 1
     assert 'model file(s) not found: %s-0011.params' % setup['prefix'] in capsys.readouterr().err
-    assert deploy_main(deploy_args(setup, '--data-shape', '96')) == 2
-    assert 'no checkpoint found: expected %sssd_%s_96-<epoch>.params' \
+    assert deploy_main(deploy_args(setup, '--data-shape', '96')) == 1
+    assert 'no checkpoint found: expected %sssd_%s_96-NNNN.params' \
         % (os.path.dirname(setup['prefix']) + os.sep, NETWORK) in capsys.readouterr().err

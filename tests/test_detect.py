@@ -7,57 +7,14 @@ import cv2
 import mxnet as mx
 import numpy as np
 import pytest
+from conftest import RANDOM_MODEL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NETWORK, SHAPE, NUM_CLASSES, EPOCH = 'mobilenet_0.25', 128, 4, 3
-MEAN = (123, 117, 104)
-# Not the synthetic training seed (0): images the shipped model has never seen.
-UNSEEN_SEED = 2468
-HEAD_SCALE = 0.01
-
-
-def save_random_model(folder, network=NETWORK, shape=SHAPE, num_classes=NUM_CLASSES,
-                      epoch=EPOCH, training_graph=False):
-    """A freshly initialised SSD checkpoint '<folder>/ssd_<network>_<shape>-<epoch>'.
-    He init gives varied scores and boxes (MXNet's default Xavier leaves an untrained SSD's
-    outputs nearly constant, which would make comparisons trivially equal); the prediction
-    heads are scaled down so that scores spread over 0.2-0.8 instead of saturating at 1.0,
-    where ties would make the order of detections arbitrary."""
-    from symbol.symbol_factory import get_symbol, get_symbol_train
-    test_graph = get_symbol(network, shape, num_classes)
-    module = mx.mod.Module(test_graph, label_names=None)
-    module.bind([('data', (1, 3, shape, shape))], for_training=False)
-    mx.random.seed(0)
-    module.init_params(mx.init.Xavier('gaussian', 'in', 2))
-    prefix = os.path.join(str(folder), 'ssd_%s_%d' % (network, shape))
-    graph = get_symbol_train(network, shape, num_classes) if training_graph else test_graph
-    arg_params, aux_params = module.get_params()
-    arg_params = {name: value * HEAD_SCALE if '_pred_conv_' in name else value
-                  for name, value in arg_params.items()}
-    mx.model.save_checkpoint(prefix, epoch, graph, arg_params, aux_params)
-    return prefix
-
-
-def write_synthetic_images(folder, count, seed=UNSEEN_SEED, side=160):
-    """JPEG files of synthetic shapes; returns (paths, objects per image in pixels)."""
-    from dataset.synthetic import render_image
-    paths, objects = [], []
-    for n in range(count):
-        image, objs = render_image(seed, 'val', n, side)
-        path = os.path.join(str(folder), 'shapes_%02d.jpg' % n)
-        cv2.imwrite(path, image[:, :, ::-1])
-        paths.append(path)
-        objects.append(objs)
-    return paths, objects
-
-
-def random_model_workspace(folder, num_images):
-    """A random checkpoint and synthetic images in ``folder``, as the demo and deploy tests use
-    them: dict(prefix, paths, work, folder='<folder>/ssd_')."""
-    prefix = save_random_model(folder)
-    paths, _ = write_synthetic_images(folder, num_images)
-    return dict(prefix=prefix, paths=paths, work=folder,
-                folder=os.path.dirname(prefix) + os.sep + 'ssd_')
+NETWORK, SHAPE, NUM_CLASSES, EPOCH = RANDOM_MODEL.network, RANDOM_MODEL.shape, \
+    RANDOM_MODEL.num_classes, RANDOM_MODEL.epoch
+MEAN = RANDOM_MODEL.mean
+save_random_model, write_synthetic_images = RANDOM_MODEL.save, RANDOM_MODEL.write_images
+make_detector, assert_same_detections = RANDOM_MODEL.detector, RANDOM_MODEL.same_detections
 
 
 @pytest.fixture(scope='module')
@@ -71,12 +28,6 @@ def images(tmp_path_factory):
     return write_synthetic_images(tmp_path_factory.mktemp('detect_images'), 5)[0]
 
 
-def make_detector(prefix, batch_size=1, network=NETWORK, force_nms=True):
-    from detect.detector import get_detector
-    return get_detector(network, prefix, EPOCH, SHAPE, MEAN, NUM_CLASSES, force_nms=force_nms,
-                        batch_size=batch_size)
-
-
 def reference_detections(prefix, path):
     """Oracle: the checkpoint's test graph run by hand on the image prepared as the model was
     trained (RGB, 8-bit bilinear resize to the input size, RGB means subtracted)."""
@@ -85,25 +36,10 @@ def reference_detections(prefix, path):
     resized = cv2.resize(rgb, (SHAPE, SHAPE), interpolation=cv2.INTER_LINEAR)
     data = resized.astype(np.float32) - np.float32(MEAN)
     _, args, auxs = mx.model.load_checkpoint(prefix, EPOCH)
-    executor = get_symbol(NETWORK, SHAPE, NUM_CLASSES, force_suppress=True).bind(
+    executor = get_symbol(NETWORK, SHAPE, NUM_CLASSES).bind(
         mx.cpu(), dict(args, data=mx.nd.array(data.transpose(2, 0, 1)[None])), aux_states=auxs)
     output = executor.forward()[0].asnumpy()[0]
     return output[output[:, 0] >= 0]
-
-
-def assert_same_detections(actual, expected, atol=1e-5):
-    """Same detections per image: equal class ids, scores and boxes within ``atol``, in the
-    same order up to swaps of near-equal scores."""
-    assert len(actual) == len(expected)
-    for a, e in zip(actual, expected):
-        assert a.shape == e.shape and a.shape[0] > 0
-        np.testing.assert_allclose(a[:, 1], e[:, 1], atol=atol)
-        unused = np.ones(len(e), bool)
-        for row in a:
-            same = np.flatnonzero(unused & (e[:, 0] == row[0])
-                                  & (np.abs(e[:, 1:] - row[1:]).max(1) <= atol))
-            assert same.size, 'detection %s not among the expected ones' % row
-            unused[same[0]] = False
 
 
 def test_im_detect_matches_a_hand_run_forward_pass(model, images):
@@ -166,7 +102,8 @@ def test_training_checkpoint_needs_the_network_name(tmp_path, images):
 
 
 def test_missing_model_files_are_named(tmp_path, model):
-    from detect.detector import Detector, ModelFilesNotFound, resolve_epoch
+    from detect.detector import Detector, ModelFilesNotFound
+    from symbol.model_io import resolve_epoch
     with pytest.raises(ModelFilesNotFound) as err:
         Detector(None, model, 9, SHAPE, MEAN)
     assert '%s-0009.params' % model in str(err.value)
@@ -177,7 +114,7 @@ def test_missing_model_files_are_named(tmp_path, model):
     assert '%s-symbol.json' % missing in str(err.value)
     assert '%s-0000.params' % missing in str(err.value)
     assert resolve_epoch(model, None) == EPOCH
-    with pytest.raises(ModelFilesNotFound, match='expected .*nothing-<epoch>.params'):
+    with pytest.raises(ModelFilesNotFound, match='expected .*nothing-NNNN.params'):
         resolve_epoch(missing, None)
 
 
@@ -260,17 +197,6 @@ def test_expand_images_files_folders_globs_and_problems(tmp_path):
                         (os.path.join(folder, 'empty'), 'folder holds no image files (.jpg)')]
 
 
-def shipped_model_or_skip():
-    from detect.detector import available_epochs
-    from detect.shipped import SHIPPED_MODEL
-    from evaluate.evaluate_net import expand_prefix
-    prefix = expand_prefix(SHIPPED_MODEL['prefix'], SHIPPED_MODEL['network'],
-                           SHIPPED_MODEL['data_shape'])
-    if not available_epochs(prefix):
-        pytest.skip('the shipped demo model is not there yet: %s-*.params' % prefix)
-    return prefix
-
-
 def iou(a, b):
     iw = min(a[2], b[2]) - max(a[0], b[0])
     ih = min(a[3], b[3]) - max(a[1], b[1])
@@ -278,7 +204,7 @@ def iou(a, b):
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def test_shipped_model_finds_the_objects_of_unseen_synthetic_images(tmp_path):
+def test_shipped_model_finds_the_objects_of_unseen_synthetic_images(tmp_path, shipped_model):
     """Objects the generator drew are found (same class, IoU >= 0.5, score >= 0.5) and
     confident detections are drawn objects.  Measured on 200 unseen images (score >= 0.5),
     by the object's side relative to the image: recall 0.991 at 30% and more, 0.990 at 20-30%,
@@ -288,7 +214,7 @@ def test_shipped_model_finds_the_objects_of_unseen_synthetic_images(tmp_path):
     from dataset.imdb import load_class_names
     from detect.detector import get_detector
     from detect.shipped import SHIPPED_MODEL as shipped
-    prefix = shipped_model_or_skip()
+    prefix = shipped_model
     classes = load_class_names(shipped['class_names'])
     paths, objects = write_synthetic_images(tmp_path, 24, side=shipped['data_shape'])
     detector = get_detector(shipped['network'], prefix, shipped['epoch'], shipped['data_shape'],

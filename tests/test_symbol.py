@@ -9,7 +9,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import symbol  # noqa: F401  (registers mx.sym.MultiBox*)
 from symbol import presets, resnet, symbol_factory
 from symbol.common import caffe_ssd_sizes, prediction_head
 
