@@ -75,18 +75,18 @@ def run_detection(module, eval_iter, metric, num_batch=None, frequent=20, total_
     bar = tqdm(total=total_images, unit='img', desc='evaluating')
     images, batches, start = 0, 0, time.time()
     eval_iter.reset()
-    for batch in eval_iter:
-        if num_batch is not None and batches >= num_batch:
-            break
-        module.forward(batch, is_train=False)
-        real = batch_size - (batch.pad or 0)
-        metric.update([batch.label[0][:real]], [module.get_outputs()[0][:real]])
-        images += real
-        batches += 1
-        bar.update(real)
-        if batches % frequent == 0:
-            bar.set_postfix(images_per_sec='%.1f' % (images / (time.time() - start)))
-    bar.close()
+    with bar:   # closed (its line ended) also when the metric raises
+        for batch in eval_iter:
+            if num_batch is not None and batches >= num_batch:
+                break
+            module.forward(batch, is_train=False)
+            real = batch_size - (batch.pad or 0)
+            metric.update([batch.label[0][:real]], [module.get_outputs()[0][:real]])
+            images += real
+            batches += 1
+            bar.update(real)
+            if batches % frequent == 0:
+                bar.set_postfix(images_per_sec='%.1f' % (images / (time.time() - start)))
     return images, batches, time.time() - start
 
 
@@ -144,8 +144,12 @@ def evaluate_net(net, path_imgrec, num_classes, mean_pixels, data_shape, model_p
     module = model_io.bind_for_inference(symbol, arg_params, aux_params,
                                          eval_iter.provide_data[0], ctx,
                                          model_io.params_path(model_prefix, epoch))
-    images, batches, seconds = run_detection(module, eval_iter, scorer, num_batch, frequent,
-                                             count_records(path_imgrec))
+    try:
+        images, batches, seconds = run_detection(module, eval_iter, scorer, num_batch,
+                                                 frequent, count_records(path_imgrec))
+    except ValueError as err:   # the metric's own checks, e.g. a class id beyond the model
+        raise EvaluationError('%s: %s (the model has %d classes: %s)'
+                              % (path_imgrec, err, num_classes, ', '.join(class_names)))
     results = {
         'metric': metric, 'metric_description': METRICS[metric],
         'model': {'prefix': model_prefix, 'epoch': epoch, 'network': net or 'deploy symbol',

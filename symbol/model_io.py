@@ -236,10 +236,10 @@ def resolve_settings(spec, flags, source=''):
     the project defaults.  A flag that contradicts the spec so that the weights cannot fit
     (network, class count, preset overrides) raises ModelError naming both values."""
     flags = {k: v for k, v in flags.items() if v is not None}
-    if flags.get('class_names') is not None and flags.get('num_classes') is None:
-        flags['num_classes'] = len(flags['class_names'])
     if spec is None:
         settings = dict(defaults.NMS, mean_pixels=defaults.MEAN_PIXELS, preset_overrides={})
+        if 'class_names' in flags and 'num_classes' not in flags:
+            settings['num_classes'] = len(flags['class_names'])
         settings.update(flags)
         return settings
     settings = {key: spec[key] for key in SETTINGS}
@@ -327,7 +327,7 @@ def load_params_file(path):
         arrays = mx.nd.load(path)
     except mx.base.MXNetError as err:
         raise ModelError('%s: cannot read the parameters (truncated or not an MXNet .params '
-                         'file): %s' % (path, str(err).strip().splitlines()[0])) from None
+                         'file): %s' % (path, mxnet_reason(err))) from None
     if not isinstance(arrays, dict):
         raise ModelError('%s: holds unnamed arrays, not an MXNet checkpoint' % path)
     arg_params, aux_params = {}, {}
@@ -340,6 +340,13 @@ def load_params_file(path):
     return arg_params, aux_params
 
 
+def mxnet_reason(err):
+    """The line of an MXNetError that says what went wrong (not its C++ stack frames)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    reasons = [line for line in lines if not line.startswith(('Traceback', 'File ', '[bt]'))]
+    return (reasons or lines or [type(err).__name__])[-1]
+
+
 def load_symbol(prefix):
     """The saved graph ``P-symbol.json`` (registers the project's operators first)."""
     from . import operators
@@ -350,7 +357,7 @@ def load_symbol(prefix):
         return mx.sym.load(path)
     except mx.base.MXNetError as err:
         raise ModelError('%s: not a readable MXNet symbol: %s'
-                         % (path, str(err).strip().splitlines()[0])) from None
+                         % (path, mxnet_reason(err))) from None
 
 
 def deploy_symbol(symbol, source):

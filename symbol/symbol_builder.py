@@ -7,6 +7,7 @@ from config import defaults
 
 from . import inceptionv3, mobilenet, operators, resnet, vgg16_reduced
 from .common import multi_layer_feature, multibox_layer
+from .model_io import mxnet_reason
 
 BACKBONES = {
     "vgg16_reduced": vgg16_reduced.get_symbol,
@@ -33,6 +34,32 @@ def build_backbone(config):
     return BACKBONES[name](**config["backbone_kwargs"])
 
 
+# Backbone strides are measured on an input this large (every backbone takes it).
+STRIDE_PROBE_SIDE = 512
+
+
+def tapped_layer_strides(config, body):
+    """{backbone layer the heads tap: its stride in input pixels}."""
+    internals = body.get_internals()
+    strides = {}
+    for layer in (name for name in config["from_layers"] if name):
+        _, (shape,), _ = internals[layer + "_output"].infer_shape(
+            data=(1, 3, STRIDE_PROBE_SIDE, STRIDE_PROBE_SIDE))
+        strides[layer] = STRIDE_PROBE_SIDE // shape[2]
+    return strides
+
+
+def check_input_size(config, body):
+    """Every tapped backbone layer must see at least one whole cell of its stride, or its
+    feature map is an artefact of padding (e.g. 17 pixels at a stride of 32)."""
+    layer, stride = max(tapped_layer_strides(config, body).items(), key=lambda kv: kv[1])
+    height, width = config["data_shape"]
+    if min(height, width) < stride:
+        raise ValueError("data shape %dx%d is too small for %s: its feature layer %s has a "
+                         "stride of %d pixels, so each side needs at least %d"
+                         % (height, width, config["network"], layer, stride, stride))
+
+
 def multibox_predictions(config, num_classes):
     """(loc_preds, cls_preds, anchors) of the network described by ``config``."""
     if not isinstance(num_classes, numbers.Integral) or num_classes < 1:
@@ -40,10 +67,16 @@ def multibox_predictions(config, num_classes):
                          % (num_classes,))
     operators.load()  # the heads use MultiBoxPrior (and the outputs the other two)
     body = build_backbone(config)
-    features = multi_layer_feature(body, config["data_shape"], config["from_layers"],
-                                   config["num_filters"], config["strides"], config["pads"],
-                                   kernels=config["kernels"], min_filter=config["min_filter"],
-                                   naming=config["naming"])
+    check_input_size(config, body)
+    try:
+        features = multi_layer_feature(body, config["data_shape"], config["from_layers"],
+                                       config["num_filters"], config["strides"], config["pads"],
+                                       kernels=config["kernels"],
+                                       min_filter=config["min_filter"], naming=config["naming"])
+    except mx.base.MXNetError as err:   # an extra layer's kernel exceeds its input
+        raise ValueError("data shape %dx%d is too small for %s: its extra feature layers do "
+                         "not fit (%s)" % (config["data_shape"] + (config["network"],
+                                                                   mxnet_reason(err))))
     return multibox_layer(features, config["data_shape"], int(num_classes), config["sizes"],
                           config["ratios"], config["normalizations"], config["steps"],
                           clip=config["clip"])

@@ -378,7 +378,8 @@ def test_training_symbol_settings():
     assert float(attrs["loc_loss_"]["scalar"]) == 1.0
     assert float(attrs["cls_label"]["grad_scale"]) == 0
     assert float(attrs["det_out"]["grad_scale"]) == 0
-    assert float(attrs["detection"]["nms_threshold"]) == 0.5  # training default
+    # one NMS default for training and inference (config/defaults.py)
+    assert float(attrs["detection"]["nms_threshold"]) == 0.45
 
 
 def test_test_symbol_detection_settings():

@@ -14,23 +14,12 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import mxnet as mx  # noqa: E402
 
-from symbol import symbol_factory  # noqa: E402  (importing symbol registers the MultiBox ops)
+from config.cli import data_shape as parse_data_shape  # noqa: E402
+from symbol import symbol_factory  # noqa: E402  (its builders register the MultiBox ops)
 from symbol.common import as_pair  # noqa: E402
 
 # Label shape used to infer the training graph's shapes: one padded object row.
 LABEL_SHAPE = (1, 1, 6)
-
-
-def parse_data_shape(text):
-    """'300' -> 300, '256,320' -> (256, 320)."""
-    parts = text.split(",")
-    try:
-        values = [int(part) for part in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError("data shape must be INT or H,W, got %r" % text)
-    if len(values) not in (1, 2) or min(values) < 1:
-        raise argparse.ArgumentTypeError("data shape must be INT or H,W, got %r" % text)
-    return values[0] if len(values) == 1 else tuple(values)
 
 
 def parse_args(argv=None):

@@ -18,6 +18,7 @@ import time
 import mxnet as mx
 import numpy as np
 
+from config.cli import contexts
 from config.config import cfg
 from dataset.imdb import load_class_names
 from dataset.iterator import DetRecordIter, validation_iter
@@ -61,16 +62,12 @@ def create_kvstore(kind):
 
 
 def resolve_contexts(gpus, cpu):
-    if cpu or not gpus.strip():
-        return [mx.cpu()]
-    try:
-        ids = [int(g) for g in gpus.split(',') if g.strip()]
-    except ValueError:
-        raise ValueError('--gpus must be a comma-separated list of GPU ids, got %r' % gpus)
-    if mx.context.num_gpus() == 0:
+    """As ``config.cli.contexts``, except that --gpus on a machine without GPUs trains on the
+    CPU with a warning (train.py's original default is --gpus 0)."""
+    if not cpu and gpus.strip() and mx.context.num_gpus() == 0:
         logger.warning('--gpus %s: this MXNet build sees no GPU; training on the CPU', gpus)
-        return [mx.cpu()]
-    return [mx.gpu(i) for i in ids]
+        cpu = True
+    return contexts(gpus, cpu)
 
 
 def resolve_class_names(class_names, num_class):
