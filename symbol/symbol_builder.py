@@ -41,8 +41,10 @@ STRIDE_PROBE_SIDE = 512
 def tapped_layer_strides(config, body):
     """{backbone layer the heads tap: its stride in input pixels}."""
     internals = body.get_internals()
+    available = set(internals.list_outputs())
     strides = {}
-    for layer in (name for name in config["from_layers"] if name):
+    # unknown names are left to multi_layer_feature, which names the backbone's layers
+    for layer in (name for name in config["from_layers"] if name + "_output" in available):
         _, (shape,), _ = internals[layer + "_output"].infer_shape(
             data=(1, 3, STRIDE_PROBE_SIDE, STRIDE_PROBE_SIDE))
         strides[layer] = STRIDE_PROBE_SIDE // shape[2]
@@ -52,7 +54,10 @@ def tapped_layer_strides(config, body):
 def check_input_size(config, body):
     """Every tapped backbone layer must see at least one whole cell of its stride, or its
     feature map is an artefact of padding (e.g. 17 pixels at a stride of 32)."""
-    layer, stride = max(tapped_layer_strides(config, body).items(), key=lambda kv: kv[1])
+    strides = tapped_layer_strides(config, body)
+    if not strides:
+        return
+    layer, stride = max(strides.items(), key=lambda kv: kv[1])
     height, width = config["data_shape"]
     if min(height, width) < stride:
         raise ValueError("data shape %dx%d is too small for %s: its feature layer %s has a "

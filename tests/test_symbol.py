@@ -566,4 +566,4 @@ def test_visualize_net_graph_and_arguments():
     graph = visualize_net.make_graph(net, shapes, title, "pdf")
     assert "multibox_target" in graph.source and "det_out" in graph.source
     with pytest.raises(SystemExit):
-        visualize_net.parse_args(["--data-shape", "3x3"])
+        visualize_net.parse_args(["--data-shape", "3,4,5"])

@@ -6,12 +6,13 @@ on N images of a .rec, then scored against the fp32 model (mAP and speed) on a v
         --epoch 240 --data-shape 300 --num-class 20 --class-names pascal_voc \\
         --calib-rec data/train.rec --eval-rec data/val.rec --num-calib-images 500
 
-Writes ``<output>-symbol.json`` / ``<output>-0000.params`` (default output: the model prefix
-plus ``_int8``).  The saved graph uses the project's MultiBox operators (``symbol.operators.load()``
-before ``mx.sym.load``); ``evaluate.py --deploy --prefix <output> --epoch 0`` runs it.  MXNet
-fuses every convolution with its ReLU, quantizes it to int8/uint8 and keeps fp32 where oneDNN
-has no int8 kernel (L2Normalization, softmax, the MultiBox operators, the heads' weight
-padding).
+Writes ``<output>-symbol.json`` / ``<output>-0000.params`` and, when the model has one, its
+model spec (default output: the model prefix plus ``_int8``).  The saved graph uses the
+project's MultiBox operators (``symbol.operators.load()`` before ``mx.sym.load``);
+``evaluate.py --prefix <output> --epoch 0`` runs it (add ``--deploy`` for a model without a
+spec).  MXNet fuses every convolution with its ReLU, quantizes it to int8/uint8 and keeps fp32
+where oneDNN has no int8 kernel (L2Normalization, softmax, the MultiBox operators, the heads'
+weight padding).
 """
 import argparse
 import json
@@ -236,8 +237,10 @@ def main(argv=None):
           % (quantized_layer_count(qsym), time.time() - start, args.calib_mode,
              min(calib.seen, args.num_calib_images), args.calib_rec))
     output = args.output or prefix + OUTPUT_SUFFIX
+    spec = model_io.read_spec(prefix)
+    # the int8 graph runs as saved: evaluate.py / demo.py with --prefix/--epoch alone
     model_io.export_model(output, QUANTIZED_EPOCH, qsym, qargs, qaux,
-                          model_io.read_spec(prefix))
+                          dict(spec, deploy=True) if spec else None)
     print("wrote %s-symbol.json and %s-%04d.params" % (output, output, QUANTIZED_EPOCH))
     if args.eval_rec:
         shape = (args.batch_size, 3) + tuple(side)
