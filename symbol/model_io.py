@@ -11,6 +11,7 @@ Every file is written under a temporary name and renamed into place, so a proces
 moment leaves the previous complete file or the new one, never a truncated file.
 """
 import glob
+import importlib.metadata
 import json
 import logging
 import os
@@ -24,7 +25,6 @@ logger = logging.getLogger(__name__)
 
 SPEC_FORMAT = 'mxnet-ssd-model'
 SPEC_VERSION = 1
-PROJECT_VERSION = '0.1.0'
 DEPLOY_TAG = 'deploy_'
 PARTIAL_SUFFIX = '.partial'
 DETECTION_OUTPUT = 'detection_output'
@@ -151,6 +151,14 @@ def write_spec(prefix, spec):
 
 # ---------------------------------------------------------------------------------- the spec
 
+def project_version():
+    """The installed mxnet-ssd's version (setup.py), for the spec's record."""
+    try:
+        return importlib.metadata.version('mxnet-ssd')
+    except importlib.metadata.PackageNotFoundError:   # run from a checkout, not installed
+        return 'unknown'
+
+
 def make_spec(network, data_shape, num_classes, class_names=None, mean_pixels=None,
               nms_thresh=None, nms_topk=None, force_nms=None, preset_overrides=None,
               label_width=None):
@@ -162,7 +170,7 @@ def make_spec(network, data_shape, num_classes, class_names=None, mean_pixels=No
     class_names = list(class_names or ['class_%d' % i for i in range(num_classes)])
     return {
         'format': SPEC_FORMAT, 'format_version': SPEC_VERSION,
-        'project_version': PROJECT_VERSION,
+        'project_version': project_version(),
         'network': network, 'data_shape': [height, width], 'num_classes': int(num_classes),
         'class_names': class_names,
         'mean_pixels': [float(m) for m in (mean_pixels or defaults.MEAN_PIXELS)],
@@ -191,7 +199,7 @@ def saved_graph_spec(symbol, data_shape, class_names=None, mean_pixels=None):
     num_classes = cls_prob.infer_shape(data=(1, 3, height, width))[1][0][1] - 1
     return {
         'format': SPEC_FORMAT, 'format_version': SPEC_VERSION,
-        'project_version': PROJECT_VERSION, 'deploy': True,
+        'project_version': project_version(), 'deploy': True,
         'network': None, 'data_shape': [height, width], 'num_classes': int(num_classes),
         'class_names': list(class_names or ['class_%d' % i for i in range(num_classes)]),
         'mean_pixels': [float(m) for m in (mean_pixels or defaults.MEAN_PIXELS)],
@@ -225,6 +233,9 @@ def read_spec(prefix):
         raise ModelError('%s: not a readable model spec (%s)' % (path, err))
     if not isinstance(spec, dict) or spec.get('format') != SPEC_FORMAT:
         raise ModelError('%s: not a model spec (no "format": "%s")' % (path, SPEC_FORMAT))
+    if spec.get('format_version', 0) > SPEC_VERSION:
+        raise ModelError('%s: model spec format %s is newer than this project reads (%d); '
+                         'update mxnet-ssd' % (path, spec.get('format_version'), SPEC_VERSION))
     missing = [key for key in SETTINGS if key not in spec]
     if missing:
         raise ModelError('%s: model spec lacks %s' % (path, ', '.join(missing)))
