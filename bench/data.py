@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from config.config import cfg  # noqa: E402
 from dataset import synthetic  # noqa: E402
-from dataset.iterator import DetRecordIter  # noqa: E402
+from dataset.iterator import DetRecordIter, validation_iter  # noqa: E402
 
 GOAL_RATIO = 5.0
 
@@ -57,7 +57,10 @@ def timed_rate(step, seconds):
 
 
 def iterator_rate(rec, aug, args):
-    it = DetRecordIter(rec, args.batch_size, args.data_shape, **aug)
+    """Images/s of the training iterator with ``aug``, or with ``aug`` None of the one
+    validation iterator (no augmentation, each image once)."""
+    it = (validation_iter(rec, args.batch_size, args.data_shape) if aug is None else
+          DetRecordIter(rec, args.batch_size, args.data_shape, **aug))
 
     def step():
         try:
@@ -126,7 +129,7 @@ def main():
         ('JPEG decode only, 1 thread', decode_rate(encoded, 1, args.seconds)),
         ('JPEG decode only, %d threads' % args.threads,
          decode_rate(encoded, args.threads, args.seconds)),
-        ('validation iterator (no augmentation)', iterator_rate(rec, cfg.valid, args)),
+        ('validation iterator (no augmentation)', iterator_rate(rec, None, args)),
         ('training iterator (SSD augmentation)', iterator_rate(rec, cfg.train, args)),
     ]
     train = training_rate(args.network, num_classes, args) if args.network else None
