@@ -10,7 +10,6 @@ import sys
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import RANDOM_MODEL
 
 from dataset import synthetic
 from symbol import model_io
@@ -265,10 +264,10 @@ def test_a_broken_pretrained_params_file_is_named(data, tmp_path, content):
     assert error_line(proc).startswith('error: %s: cannot read the parameters' % path)
 
 
-def test_evaluate_errors_are_one_line(data, tmp_path):
+def test_evaluate_errors_are_one_line(data, tmp_path, random_model):
     """Missing files, a class count the weights do not have, class ids beyond the model."""
-    prefix = RANDOM_MODEL.save(tmp_path, shape=SIDE)
-    base = ['--prefix', prefix, '--epoch', RANDOM_MODEL.epoch, '--network', NETWORK,
+    prefix = random_model.save(tmp_path, shape=SIDE)
+    base = ['--prefix', prefix, '--epoch', random_model.epoch, '--network', NETWORK,
             '--data-shape', SIDE, '--cpu', '--output-dir', tmp_path / 'out']
     missing = run_script('evaluate.py', *base, '--num-class', 4, '--rec-path',
                          tmp_path / 'none.rec')
@@ -283,8 +282,8 @@ def test_evaluate_errors_are_one_line(data, tmp_path):
     assert 'does not fit the network (10 problems: conv_6_relu_cls_pred_conv_weight is ' \
            '(20, 64, 3, 3), network needs (24, 64, 3, 3)' in error_line(wrong_count)
     os.makedirs(str(tmp_path / 'two'))
-    two = RANDOM_MODEL.save(tmp_path / 'two', shape=SIDE, num_classes=2)
-    beyond = run_script('evaluate.py', '--prefix', two, '--epoch', RANDOM_MODEL.epoch,
+    two = random_model.save(tmp_path / 'two', shape=SIDE, num_classes=2)
+    beyond = run_script('evaluate.py', '--prefix', two, '--epoch', random_model.epoch,
                         '--network', NETWORK, '--data-shape', SIDE, '--num-class', 2,
                         '--rec-path', data['val_rec'], '--cpu', '--output-dir', tmp_path / 'o2')
     assert beyond.returncode == 1
