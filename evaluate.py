@@ -82,8 +82,9 @@ def main(argv=None):
     fallback = dict(FALLBACK, class_names=load_class_names('pascal_voc'))
     prefix, _, settings = cli.open_model(args, fallback)
     epoch = model_io.resolve_epoch(prefix, args.epoch)
+    network = None if args.deploy or settings['deploy'] else settings['network']
     results = evaluate_net(
-        None if args.deploy or settings['deploy'] else settings['network'], args.rec_path, settings['num_classes'],
+        network, args.rec_path, settings['num_classes'],
         settings['mean_pixels'], settings['data_shape'], prefix, epoch, ctx=args.ctx,
         batch_size=args.batch_size, path_imglist=args.list_path,
         nms_thresh=settings['nms_thresh'], force_nms=settings['force_nms'],

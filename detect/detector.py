@@ -72,8 +72,9 @@ class Detector:
         self.model_prefix, self.epoch = model_prefix, epoch
         self.symbol, arg_params, aux_params = load_model(model_prefix, epoch, symbol)
         data_desc = mx.io.DataDesc('data', (self.batch_size, 3) + tuple(self.data_shape))
-        self.module = model_io.bind_for_inference(self.symbol, arg_params, aux_params, data_desc,
-                                                  self.ctx, model_io.params_path(model_prefix, epoch))
+        self.module = model_io.bind_for_inference(
+            self.symbol, arg_params, aux_params, data_desc, self.ctx,
+            model_io.params_path(model_prefix, epoch))
         self.last_detection_seconds = 0.0
 
     def detect_iter(self, det_iter, show_timer=False):
