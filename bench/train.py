@@ -85,7 +85,8 @@ def main(argv=None):
     args = parse_args(argv)
     info, prepare_seconds = prepare_data(args.data_dir, args.progress)
     print('dataset ready in %.1f s: %s' % (prepare_seconds, info['root']), flush=True)
-    argv = recipe_argv(DEMO, info, args.prefix, args.epochs)
+    # a benchmark run starts afresh each time: replace the previous run's checkpoints
+    argv = recipe_argv(DEMO, info, args.prefix, args.epochs) + ['--overwrite']
     print('training: python train.py %s' % ' '.join(shlex.quote(a) for a in argv), flush=True)
 
     from train.cli import options_from_args, parse_args as parse_train_args

@@ -208,8 +208,11 @@ def test_a_fresh_run_does_not_replace_existing_checkpoints(data, tmp_path):
                                              r'--resume last .*a new --prefix, or --overwrite'):
             train_net(options(data, prefix, resume=resume))
     assert os.path.getmtime(params) == before
+    train_net(options(data, prefix, resume=1, end_epoch=2))
     train_net(options(data, prefix, overwrite=True))
     assert os.path.getmtime(params) > before
+    # the old run's epoch 2 is gone with it: --resume last continues the new run
+    assert model_io.saved_epochs(str(prefix)) == [1]
 
 
 def test_train_cli_reports_a_fresh_run_into_used_prefix_in_one_line(data, tmp_path):

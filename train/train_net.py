@@ -176,12 +176,21 @@ def is_fresh_run(opts):
 
 def refuse_to_replace(prefix, opts):
     """A fresh run would replace the checkpoints and history of an earlier one: stop unless
-    the user asked for that (``--overwrite``)."""
+    the user asked for that (``--overwrite``), and then remove the old checkpoints first."""
     epochs = model_io.saved_epochs(prefix)
-    if epochs and is_fresh_run(opts) and not opts.overwrite:
+    if not epochs or not is_fresh_run(opts):
+        return
+    if not opts.overwrite:
         raise ValueError('%s already has checkpoints (epochs %s): pass --resume last (or '
                          '--resume N) to continue that run, a new --prefix, or --overwrite to '
                          'replace it' % (prefix, ', '.join(map(str, epochs))))
+    # Replaced means gone: a later --resume last must not find the old run's last epoch.
+    for epoch in epochs:
+        for path in (checkpoint.params_path(prefix, epoch), checkpoint.states_path(prefix, epoch)):
+            if os.path.isfile(path):
+                os.remove(path)
+    logger.info('--overwrite: removed the checkpoints of epochs %s of %s',
+                ', '.join(map(str, epochs)), prefix)
 
 
 # ----------------------------------------------------------------------------------- trainer
@@ -438,9 +447,8 @@ def train_net(opts):
     """Train as ``opts`` (a ``TrainOptions``) says; returns a summary dict: ``prefix``,
     ``last_checkpoint``, ``epochs`` (the history records) and, for distributed runs, the
     worker's ``rank`` and parameter ``digest``."""
-    kvstore, rank, num_workers = create_kvstore(opts.kv_store)
     prefix = model_io.expand_prefix(opts.prefix, opts.network, opts.data_shape)
-    if rank == 0:
-        refuse_to_replace(prefix, opts)
+    refuse_to_replace(prefix, opts)   # before joining a distributed run: nobody waits for us
+    kvstore, rank, num_workers = create_kvstore(opts.kv_store)
     with training_log(log_file_path(prefix, opts.log, rank)):
         return Trainer(opts, prefix, kvstore, rank, num_workers).run()
