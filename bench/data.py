@@ -4,17 +4,15 @@ validation iterator (no augmentation) and plain JPEG decoding of the same record
 what CPU training of a small SSD consumes.  The goal is augmented data >= 5x that rate, so
 that data loading costs training at most ~20% of the CPU.
 
-  python bench/data.py                      # synthetic data, mobilenet_0.25 at 300x300
-  python bench/data.py --rec data/train.rec --network ''   # your data, skip the training row
+  python -m bench.data                      # synthetic data, mobilenet_0.25 at 300x300
+  python -m bench.data --rec data/train.rec --network ''   # your data, skip the training row
 """
 import argparse
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 import cv2  # noqa: E402
 import mxnet as mx  # noqa: E402

@@ -3,9 +3,9 @@
 pick -- OpenCV dnn running the same network as a Caffe model, GluonCV and torchvision -- all
 in one process, on the same images, taking turns run by run.
 
-    python bench/inference.py                        # VGG16 SSD300, batch 1 and 8
-    python bench/inference.py --models all --rounds 3
-    python bench/inference.py --threads 1 --batch-sizes 1
+    python -m bench.inference                        # VGG16 SSD300, batch 1 and 8
+    python -m bench.inference --models all --rounds 3
+    python -m bench.inference --threads 1 --batch-sizes 1
 
 OpenCV runs a Caffe twin of our graph (bench/caffe_twin.py) whose random weights are
 converted with tools/caffe_converter and loaded into ours, so both run identical weights;
@@ -23,7 +23,6 @@ import time
 import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 from bench.timing import (configure_threads, format_table, interleaved_medians,  # noqa: E402
                           load_average)

@@ -3,15 +3,13 @@
 Same inputs, same process, alternating runs; prints the median time of each and the ratio
 ours / contrib (below 1.0 = ours is faster).
 
-    python bench/ops.py [--repeat 7]
+    python -m bench.ops [--repeat 7]
 """
 import argparse
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from config.threads import set_default_threads  # noqa: E402
 
 set_default_threads()

@@ -2,9 +2,9 @@
 scratch with the shipped demo model's recipe, and report time per epoch, images/s and the
 final validation mAP (VOC07 11-point) against the goal (mAP >= 0.9 within 15 minutes).
 
-    python bench/train.py                       # the demo model's recipe
-    python bench/train.py --epochs 5            # a shorter run
-    python bench/train.py --export model        # also write the demo model files into model/
+    python -m bench.train                       # the demo model's recipe
+    python -m bench.train --epochs 5            # a shorter run
+    python -m bench.train --export model        # also write the demo model files into model/
 
 The training command it runs is printed first; model/README.md quotes it.  Timings depend
 on what else the machine runs: the load average before and after is printed with them.
@@ -18,7 +18,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+
 from config.threads import set_default_threads  # noqa: E402
 
 set_default_threads()

@@ -2,8 +2,8 @@
 """Training speed on CPU: images/s of one SSD training iteration, ours against GluonCV's, on
 the same batch, in one process, taking turns round by round.
 
-    python bench/train_step.py                         # VGG16-reduced SSD300, batch 8
-    python bench/train_step.py --rounds 5 --batch-size 4
+    python -m bench.train_step                         # VGG16-reduced SSD300, batch 8
+    python -m bench.train_step --rounds 5 --batch-size 4
 
 ours: the training symbol (MultiBoxTarget, softmax and smooth-L1 losses inside the graph)
 in an MXNet Module -- forward, backward, SGD update -- as train/ runs it.
@@ -16,7 +16,6 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 from bench.timing import (configure_threads, format_table, interleaved_medians,  # noqa: E402
                           load_average)

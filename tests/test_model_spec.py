@@ -240,10 +240,13 @@ def test_data_shape_rule_in_the_builder():
     assert get_symbol(NETWORK, 32, 4).list_outputs() == ['detection_output']
 
 
-@pytest.mark.parametrize('script', ['train.py', 'evaluate.py', 'demo.py', 'tools/quantize.py'])
+@pytest.mark.parametrize('command', [['train.py'], ['evaluate.py'], ['demo.py'],
+                                     ['-m', 'tools.quantize']])
 @pytest.mark.parametrize('value', ['0', '-2'])
-def test_batch_size_must_be_positive(script, value):
-    proc = run_script(script, '--batch-size', value)
+def test_batch_size_must_be_positive(command, value):
+    script = command if command[0] == '-m' else [os.path.join(ROOT, command[0])]
+    proc = subprocess.run([sys.executable] + script + ['--batch-size', value], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
     assert proc.returncode == 2
     assert "argument --batch-size: expected a positive integer, got '%s'" % value \
         in error_line(proc)

@@ -1,8 +1,8 @@
 """INT8 SSD for CPUs: MXNet's MKLDNN (oneDNN) quantization of a trained checkpoint, calibrated
 on N images of a .rec, then scored against the fp32 model (mAP and speed) on a validation .rec.
 
-    python tools/quantize.py                      # the shipped demo model on synthetic data
-    python tools/quantize.py --network vgg16_reduced --prefix model/ssd_vgg16_reduced_300 \\
+    python -m tools.quantize                      # the shipped demo model on synthetic data
+    python -m tools.quantize --network vgg16_reduced --prefix model/ssd_vgg16_reduced_300 \\
         --epoch 240 --data-shape 300 --num-class 20 --class-names pascal_voc \\
         --calib-rec data/train.rec --eval-rec data/val.rec --num-calib-images 500
 
@@ -21,8 +21,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+
 from config.threads import set_default_threads  # noqa: E402
 
 set_default_threads()  # before mxnet is imported: OpenMP reads OMP_NUM_THREADS once

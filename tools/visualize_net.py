@@ -1,22 +1,18 @@
 """Draw an SSD network: a graphviz rendering when graphviz (Python package and the ``dot``
 program) is installed, otherwise — or with ``--table`` — a layer table with output shapes.
 
-    python tools/visualize_net.py --network mobilenet_0.25 --data-shape 256 --table
-    python tools/visualize_net.py --network vgg16_reduced --train --output-dir output/
+    python -m tools.visualize_net --network mobilenet_0.25 --data-shape 256 --table
+    python -m tools.visualize_net --network vgg16_reduced --train --output-dir output/
 """
 import argparse
 import os
 import shutil
-import sys
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import mxnet as mx
 
-import mxnet as mx  # noqa: E402
-
-from config.cli import data_shape as parse_data_shape  # noqa: E402
-from symbol import symbol_factory  # noqa: E402  (its builders register the MultiBox ops)
-from symbol.common import as_pair  # noqa: E402
+from config.cli import data_shape as parse_data_shape
+from symbol import symbol_factory  # its builders register the MultiBox operators
+from symbol.common import as_pair
 
 # Label shape used to infer the training graph's shapes: one padded object row.
 LABEL_SHAPE = (1, 1, 6)
