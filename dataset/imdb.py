@@ -38,6 +38,7 @@ NO_OBJECTS = 'no objects left'
 MISSING_IMAGE = 'missing image file'
 CORRUPT_IMAGE = 'unreadable or corrupt image'
 SIZE_MISMATCH = 'image size differs from annotation'
+UNUSABLE_FILE_NAME = 'file name holds a tab or line break (the .lst cannot list it)'
 
 ImageRecord = namedtuple('ImageRecord', ['index', 'path', 'label', 'size'])
 ImageRecord.__doc__ = """One image: `index` (the dataset's id), absolute `path`, `label` float32
