@@ -90,8 +90,7 @@ def read_index(idx):
     entries = []
     with open(idx, 'rb') as f:
         for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+            # blank lines too: MXNet's MXIndexedRecordIO fails on them with a bare ValueError
             fields = line.split(b'\t')
             try:
                 key, offset = int(fields[0]), int(fields[1])

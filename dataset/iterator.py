@@ -175,6 +175,7 @@ def estimate_label_pad_width(*paths_imgrec):
     use it to give train and validation iterators the same label shape)."""
     width = 0
     for path in paths_imgrec:
+        check_record_file(path)   # a bad file is named, not a raw MXNetError mid-read
         reader = mx.recordio.MXRecordIO(path, 'r')
         try:
             for item in iter(reader.read, None):

@@ -11,7 +11,7 @@ from config.config import cfg
 from dataset.checks import (LabelError, RecordFileError, check_label_rows, check_record_file,
                             index_path)
 from dataset.imdb import format_label
-from dataset.iterator import DetRecordIter
+from dataset.iterator import DetRecordIter, estimate_label_pad_width
 from tests.test_data_iterator import BOXES, write_rec
 
 VALID = dict(cfg.valid, round_batch=False)
@@ -115,12 +115,21 @@ def test_truncated_rec_without_idx_says_where(ten, tmp_path):
         DetRecordIter(str(cut), 2, 32, **VALID)
 
 
-def test_malformed_idx_line_is_named(ten, tmp_path):
+@pytest.mark.parametrize('line', ['10\tnot-an-offset\n', '\n', '10 335960\n'])
+def test_malformed_idx_line_is_named(ten, tmp_path, line):
     broken = copy_pair(ten, tmp_path, 'broken')
     with open(index_path(broken), 'a') as f:
-        f.write('10\tnot-an-offset\n')
-    with pytest.raises(RecordFileError, match=r'broken.idx:11: expected "key<TAB>offset"'):
+        f.write(line)
+    with pytest.raises(RecordFileError, match=r'broken.idx:11: expected "key<TAB>offset", got '
+                       r"b'%s'" % line.strip().replace('\t', r'\\t')):
         check_record_file(broken)
+
+
+def test_label_width_estimate_names_a_corrupt_file(tmp_path):
+    bad = tmp_path / 'bad.rec'
+    bad.write_bytes(b'\x00' * 64)
+    with pytest.raises(RecordFileError, match='bad.rec is not a RecordIO file'):
+        estimate_label_pad_width(str(bad))
 
 
 def write_lst(path, lines):
