@@ -132,7 +132,7 @@ def evaluate_net(net, path_imgrec, num_classes, mean_pixels, data_shape, model_p
                            coco_annotations, image_root)
     model_io.require_files([model_io.params_path(model_prefix, epoch)], model_prefix)
     eval_iter = validation_iter(path_imgrec, batch_size, data_shape, mean_pixels,
-                                label_pad_width, path_imglist)
+                                label_pad_width, path_imglist, num_classes)
     if net is None:
         symbol = model_io.deploy_symbol(model_io.load_symbol(model_prefix),
                                         model_io.symbol_path(model_prefix))

@@ -68,12 +68,12 @@ class ImagesOnly(mx.io.DataIter):
         return mx.io.DataBatch(data=batch.data, pad=batch.pad, provide_data=self.provide_data)
 
 
-def record_iter(path, batch_size, data_shape, mean_pixels):
+def record_iter(path, batch_size, data_shape, mean_pixels, num_classes=None):
     """Validation batches (no augmentation, each image once) of a detection .rec."""
     from dataset.iterator import validation_iter
     if not os.path.isfile(path):
         raise QuantizeError("record file not found: %s" % path)
-    return validation_iter(path, batch_size, data_shape, mean_pixels)
+    return validation_iter(path, batch_size, data_shape, mean_pixels, num_classes=num_classes)
 
 
 def quantize(symbol, arg_params, aux_params, calib_data, num_calib_images,
@@ -227,7 +227,8 @@ def main(argv=None):
     net = model_io.inference_symbol(settings)
     arg_params, aux_params = model_io.load_params(prefix, epoch)
     calib = ImagesOnly(record_iter(args.calib_rec, args.batch_size, side,
-                                   settings["mean_pixels"]), args.num_calib_images)
+                                   settings["mean_pixels"], settings["num_classes"]),
+                       args.num_calib_images)
     start = time.time()
     excluded = [name for name in args.exclude.split(",") if name]
     qsym, qargs, qaux = quantize(net, arg_params, aux_params, calib, args.num_calib_images,
@@ -246,9 +247,9 @@ def main(argv=None):
         models = {"fp32": bind(net, arg_params, aux_params, shape,
                                model_io.params_path(prefix, epoch)),
                   "int8": bind(qsym, qargs, qaux, shape, output)}
-        results = compare_on_records(models, record_iter(args.eval_rec, args.batch_size,
-                                                         side, settings["mean_pixels"]),
-                                     class_names)
+        eval_iter = record_iter(args.eval_rec, args.batch_size, side, settings["mean_pixels"],
+                                settings["num_classes"])
+        results = compare_on_records(models, eval_iter, class_names)
         print("%s on %s (batch %d, OMP_NUM_THREADS=%s, load %.2f)"
               % (os.path.basename(prefix), args.eval_rec, args.batch_size,
                  os.environ.get("OMP_NUM_THREADS"), os.getloadavg()[0]))

@@ -227,7 +227,7 @@ class Trainer:
             aug.update(num_parts=self.num_workers, part_index=self.rank)
         data = DetRecordIter(opts.train_path, opts.batch_size, opts.data_shape,
                              mean_pixels=opts.mean_pixels, label_pad_width=opts.label_width,
-                             path_imglist=opts.train_list, **aug)
+                             path_imglist=opts.train_list, num_classes=opts.num_class, **aug)
         if self.num_workers > 1:
             # Shards may differ by a batch; dist_sync needs the same number of steps everywhere.
             data = mx.io.ResizeIter(data, self.epoch_size)
@@ -238,7 +238,7 @@ class Trainer:
         if not opts.val_path or not self.is_chief:
             return None
         return validation_iter(opts.val_path, opts.batch_size, opts.data_shape,
-                               opts.mean_pixels, opts.label_width, opts.val_list)
+                               opts.mean_pixels, opts.label_width, opts.val_list, opts.num_class)
 
     def _val_metric(self):
         metric_class = VOC07MApMetric if self.opts.voc07 else MApMetric
