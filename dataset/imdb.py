@@ -139,10 +139,6 @@ class Imdb:
         return [r.index for r in self.records]
 
     @property
-    def labels(self):
-        return [r.label for r in self.records]
-
-    @property
     def max_objects(self):
         return max((len(r.label) for r in self.records), default=0)
 
@@ -157,12 +153,6 @@ class Imdb:
         if shuffle:
             random.Random(seed).shuffle(records)
         return records
-
-    def save_imglist(self, fname, root=None, shuffle=False, seed=0):
-        """Write an MXNet detection .lst: `idx \\t 2 \\t 6 \\t labels... \\t path`, paths relative
-        to `root` (default: the images' common folder)."""
-        records = self.shuffled_records(shuffle, seed)
-        write_imglist(fname, records, image_root(records) if root is None else root)
 
     def add_image(self, index, path, objects, size=None, source=None):
         """Validate `objects` = [(class name or id, xmin, ymin, xmax, ymax, difficult), ...] in

@@ -3,7 +3,9 @@
 `DetRecordIter` (training, validation, evaluation) wraps MXNet's C++ `ImageDetRecordIter`, which
 decodes and augments in native threads, and reshapes its flat labels into
 `(batch, max_objects, object_width)` rows `[cls, xmin, ymin, xmax, ymax, difficult]` padded
-with -1.  `DetIter` is a small pure-Python iterator over image files for inference.
+with -1; `validation_iter` is the one way to read a validation / evaluation set (every image
+exactly once).  `DetIter` is a small pure-Python iterator over image files for inference, and
+`preprocess_image` the one preparation of a decoded image for the network.
 """
 import os
 import re
@@ -12,10 +14,14 @@ import cv2
 import mxnet as mx
 import numpy as np
 
+from config import defaults
+from config.config import cfg
+from symbol.model_io import image_hw  # noqa: F401  (re-exported: the iterators' shape rule)
+
 from .checks import check_label_rows, check_record_file
 from .imdb import read_imglist
 
-DEFAULT_MEAN_PIXELS = (123, 117, 104)
+DEFAULT_MEAN_PIXELS = defaults.MEAN_PIXELS
 # ImageDetRecordIter writes 4 values before each record's own label (the last being its
 # length); the record's label then starts with [header_width, object_width, ...].
 LABEL_PREFIX = 4
@@ -26,18 +32,6 @@ _NOT_DETECTION_ERROR = re.compile(r'label_width >= 7 |Not enough label packed')
 
 class LabelWidthError(ValueError):
     """`label_pad_width` cannot hold the labels of some image; the message says what fits."""
-
-
-def image_hw(data_shape):
-    """(height, width) from an int, (height, width) or (3, height, width)."""
-    if isinstance(data_shape, int):
-        return data_shape, data_shape
-    shape = tuple(int(s) for s in data_shape)
-    if len(shape) == 3 and shape[0] == 3:
-        shape = shape[1:]
-    if len(shape) != 2:
-        raise ValueError('data_shape must be an int, (H, W) or (3, H, W); got %r' % (data_shape,))
-    return shape
 
 
 class DetRecordIter(mx.io.DataIter):
@@ -146,6 +140,18 @@ def check_imglist_labels(path_imglist, num_classes=None):
         check_label_rows(label, num_classes, '%s (image index %d)' % (path_imglist, idx))
 
 
+def validation_iter(path_imgrec, batch_size, data_shape, mean_pixels=DEFAULT_MEAN_PIXELS,
+                    label_pad_width=defaults.EVAL_LABEL_WIDTH, path_imglist='', num_classes=None):
+    """Batches of a validation / evaluation .rec without augmentation (``cfg.valid``), each
+    image exactly once per pass: ``round_batch=False``, because MXNet's default wraps the last
+    batch around, and a reset after the prefetcher reached that point starts the next pass
+    mid-file, skipping images.  The last batch is padded (``batch.pad`` says how many).
+    ``num_classes``: class ids are checked against it (see DetRecordIter)."""
+    return DetRecordIter(path_imgrec, batch_size, data_shape, mean_pixels=mean_pixels,
+                         label_pad_width=label_pad_width, path_imglist=path_imglist,
+                         num_classes=num_classes, **dict(cfg.valid, round_batch=False))
+
+
 def _create_record_iter(**kwargs):
     """mx.io.ImageDetRecordIter, with its two commonest data errors explained."""
     try:
@@ -185,60 +191,50 @@ def estimate_label_pad_width(*paths_imgrec):
     return width
 
 
-class DetIter(mx.io.DataIter):
-    """Batches of image files from an Imdb (e.g. `TestDB`) for inference: decode to RGB, resize
-    to `data_shape` (bilinear, aspect ratio not kept, as in training), subtract `mean_pixels`.
+def preprocess_image(image_bgr, data_shape, mean_pixels=DEFAULT_MEAN_PIXELS):
+    """Network input (3, H, W) float32 for one decoded BGR uint8 image, as training saw its
+    images: RGB, bilinear resize to ``data_shape`` (aspect ratio not kept), RGB
+    ``mean_pixels`` subtracted, times ``defaults.PIXEL_SCALE``."""
+    height, width = image_hw(data_shape)
+    rgb = cv2.resize(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), (width, height),
+                     interpolation=cv2.INTER_LINEAR)
+    mean = np.asarray(mean_pixels, np.float32).reshape(3, 1, 1)
+    chw = rgb.transpose(2, 0, 1).astype(np.float32) - mean
+    return chw if defaults.PIXEL_SCALE == 1 else chw * np.float32(defaults.PIXEL_SCALE)
 
-    With `is_train=True` the labels come along as (batch, max_objects, 6) padded with -1 (no
-    augmentation: training uses DetRecordIter).  The last batch is filled with zero images and
-    `pad` says how many.
+
+class DetIter(mx.io.DataIter):
+    """Batches of image files from an Imdb (e.g. `TestDB`) for inference, prepared by
+    `preprocess_image`.  The last batch is filled with zero images and `pad` says how many.
     """
 
-    def __init__(self, imdb, batch_size, data_shape, mean_pixels=DEFAULT_MEAN_PIXELS,
-                 is_train=False, shuffle=False, rand_seed=None):
+    def __init__(self, imdb, batch_size, data_shape, mean_pixels=DEFAULT_MEAN_PIXELS):
         super().__init__(batch_size)
         self.imdb = imdb
         self.height, self.width = image_hw(data_shape)
-        self.mean = np.array(mean_pixels, np.float32).reshape(3, 1, 1)
-        self.is_train = is_train
-        self.shuffle = shuffle
-        self._rng = np.random.RandomState(rand_seed)
-        self.max_objects = max(1, imdb.max_objects)
+        self.mean_pixels = mean_pixels
         self.provide_data = [mx.io.DataDesc('data', (batch_size, 3, self.height, self.width))]
-        self.provide_label = ([mx.io.DataDesc('label', (batch_size, self.max_objects, 6))]
-                              if is_train else [])
+        self.provide_label = []
         self.reset()
 
     def reset(self):
-        self._order = np.arange(self.imdb.num_images)
-        if self.shuffle:
-            self._rng.shuffle(self._order)
         self._cursor = 0
 
     def next(self):
-        if self._cursor >= len(self._order):
+        if self._cursor >= self.imdb.num_images:
             raise StopIteration
-        indices = self._order[self._cursor:self._cursor + self.batch_size]
+        indices = list(range(self._cursor, min(self._cursor + self.batch_size,
+                                               self.imdb.num_images)))
         self._cursor += self.batch_size
-        pad = self.batch_size - len(indices)
         data = np.zeros((self.batch_size, 3, self.height, self.width), np.float32)
         for k, i in enumerate(indices):
             data[k] = self.preprocess(self.imdb.image_path_from_index(i))
-        label = [mx.nd.array(self._labels(indices))] if self.is_train else None
-        return mx.io.DataBatch(data=[mx.nd.array(data)], label=label, pad=pad, index=indices,
+        return mx.io.DataBatch(data=[mx.nd.array(data)], label=None,
+                               pad=self.batch_size - len(indices), index=indices,
                                provide_data=self.provide_data, provide_label=self.provide_label)
 
     def preprocess(self, path):
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:
             raise IOError('cannot read image %s (missing or corrupt)' % path)
-        image = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), (self.width, self.height),
-                           interpolation=cv2.INTER_LINEAR)
-        return image.transpose(2, 0, 1).astype(np.float32) - self.mean
-
-    def _labels(self, indices):
-        labels = np.full((self.batch_size, self.max_objects, 6), -1, np.float32)
-        for k, i in enumerate(indices):
-            label = self.imdb.label_from_index(i)
-            labels[k, :len(label)] = label
-        return labels
+        return preprocess_image(image, (self.height, self.width), self.mean_pixels)

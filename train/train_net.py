@@ -18,12 +18,12 @@ import time
 import mxnet as mx
 import numpy as np
 
-import symbol as _registers_multibox_operators  # noqa: F401
+from config.cli import contexts
 from config.config import cfg
 from dataset.imdb import load_class_names
-from dataset.iterator import DetRecordIter
+from dataset.iterator import DetRecordIter, validation_iter
 from evaluate.eval_metric import MApMetric, VOC07MApMetric
-from evaluate.evaluate_net import expand_prefix
+from symbol import model_io
 from symbol.symbol_factory import get_symbol_train
 
 from . import checkpoint
@@ -31,7 +31,7 @@ from .history import TrainingHistory
 from .metric import MultiBoxMetric
 from .optim import make_lr_schedule, optimizer_params
 from .options import VOC_NUM_CLASSES
-from .params import choose_param_source, frozen_by_pattern
+from .params import RESUME_LAST, choose_param_source, frozen_by_pattern
 
 logger = logging.getLogger(__name__)
 
@@ -62,16 +62,12 @@ def create_kvstore(kind):
 
 
 def resolve_contexts(gpus, cpu):
-    if cpu or not gpus.strip():
-        return [mx.cpu()]
-    try:
-        ids = [int(g) for g in gpus.split(',') if g.strip()]
-    except ValueError:
-        raise ValueError('--gpus must be a comma-separated list of GPU ids, got %r' % gpus)
-    if mx.context.num_gpus() == 0:
+    """As ``config.cli.contexts``, except that --gpus on a machine without GPUs trains on the
+    CPU with a warning (train.py's original default is --gpus 0)."""
+    if not cpu and gpus.strip() and mx.context.num_gpus() == 0:
         logger.warning('--gpus %s: this MXNet build sees no GPU; training on the CPU', gpus)
-        return [mx.cpu()]
-    return [mx.gpu(i) for i in ids]
+        cpu = True
+    return contexts(gpus, cpu)
 
 
 def resolve_class_names(class_names, num_class):
@@ -174,6 +170,29 @@ def augmentation(opts):
     return aug
 
 
+def is_fresh_run(opts):
+    return not (opts.resume == RESUME_LAST or int(opts.resume) > 0 or opts.finetune > 0)
+
+
+def refuse_to_replace(prefix, opts):
+    """A fresh run would replace the checkpoints and history of an earlier one: stop unless
+    the user asked for that (``--overwrite``), and then remove the old checkpoints first."""
+    epochs = model_io.saved_epochs(prefix)
+    if not epochs or not is_fresh_run(opts):
+        return
+    if not opts.overwrite:
+        raise ValueError('%s already has checkpoints (epochs %s): pass --resume last (or '
+                         '--resume N) to continue that run, a new --prefix, or --overwrite to '
+                         'replace it' % (prefix, ', '.join(map(str, epochs))))
+    # Replaced means gone: a later --resume last must not find the old run's last epoch.
+    for epoch in epochs:
+        for path in (checkpoint.params_path(prefix, epoch), checkpoint.states_path(prefix, epoch)):
+            if os.path.isfile(path):
+                os.remove(path)
+    logger.info('--overwrite: removed the checkpoints of epochs %s of %s',
+                ', '.join(map(str, epochs)), prefix)
+
+
 # ----------------------------------------------------------------------------------- trainer
 
 class Trainer:
@@ -208,7 +227,7 @@ class Trainer:
             aug.update(num_parts=self.num_workers, part_index=self.rank)
         data = DetRecordIter(opts.train_path, opts.batch_size, opts.data_shape,
                              mean_pixels=opts.mean_pixels, label_pad_width=opts.label_width,
-                             path_imglist=opts.train_list, **aug)
+                             path_imglist=opts.train_list, num_classes=opts.num_class, **aug)
         if self.num_workers > 1:
             # Shards may differ by a batch; dist_sync needs the same number of steps everywhere.
             data = mx.io.ResizeIter(data, self.epoch_size)
@@ -218,9 +237,8 @@ class Trainer:
         opts = self.opts
         if not opts.val_path or not self.is_chief:
             return None
-        return DetRecordIter(opts.val_path, opts.batch_size, opts.data_shape,
-                             mean_pixels=opts.mean_pixels, label_pad_width=opts.label_width,
-                             path_imglist=opts.val_list, **cfg.valid)
+        return validation_iter(opts.val_path, opts.batch_size, opts.data_shape,
+                               opts.mean_pixels, opts.label_width, opts.val_list, opts.num_class)
 
     def _val_metric(self):
         metric_class = VOC07MApMetric if self.opts.voc07 else MApMetric
@@ -282,8 +300,9 @@ class Trainer:
         opts = self.opts
         if opts.seed is not None:
             seed_everything(opts.seed)
-        source = choose_param_source(opts, self.net, dict(self.train_iter.provide_data +
-                                                          self.train_iter.provide_label))
+        source = choose_param_source(opts, self.prefix, self.net,
+                                     dict(self.train_iter.provide_data +
+                                          self.train_iter.provide_label))
         if source.resumed:
             self.last_checkpoint = checkpoint.params_path(self.prefix, source.begin_epoch)
         if self.is_chief:
@@ -391,9 +410,21 @@ class Trainer:
         arg_params, aux_params = mod.get_params()
         self._check_params_finite(dict(arg_params, **aux_params), epoch)
         save_states = mod.save_optimizer_states if self._keeps_optimizer_state() else None
+        spec = self.model_spec() if self.last_checkpoint is None else None
         checkpoint.save_checkpoint(self.prefix, epoch, self.net, arg_params, aux_params,
-                                   save_states)
+                                   save_states, spec)
         self.last_checkpoint = checkpoint.params_path(self.prefix, epoch)
+
+    def model_spec(self):
+        """What demo/evaluate/deploy need to rebuild this network (``symbol.model_io``)."""
+        opts = self.opts
+        return model_io.make_spec(opts.network, opts.data_shape, opts.num_class,
+                                  self.class_names, opts.mean_pixels, opts.nms_thresh,
+                                  opts.nms_topk, opts.force_nms, opts.preset_overrides,
+                                  self.val_label_width())
+
+    def val_label_width(self):
+        return getattr(self.train_iter, 'label_pad_width', self.opts.label_width)
 
     def _log_digest(self, mod):
         """Digest of the learned parameters right after the last update (before validation:
@@ -416,7 +447,8 @@ def train_net(opts):
     """Train as ``opts`` (a ``TrainOptions``) says; returns a summary dict: ``prefix``,
     ``last_checkpoint``, ``epochs`` (the history records) and, for distributed runs, the
     worker's ``rank`` and parameter ``digest``."""
+    prefix = model_io.expand_prefix(opts.prefix, opts.network, opts.data_shape)
+    refuse_to_replace(prefix, opts)   # before joining a distributed run: nobody waits for us
     kvstore, rank, num_workers = create_kvstore(opts.kv_store)
-    prefix = expand_prefix(opts.prefix, opts.network, opts.data_shape)
     with training_log(log_file_path(prefix, opts.log, rank)):
         return Trainer(opts, prefix, kvstore, rank, num_workers).run()

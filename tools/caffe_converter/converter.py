@@ -52,7 +52,16 @@ class ConvertedModel:
             raise CaffeError("no weights were converted for %s" % ", ".join(missing))
         mx.model.save_checkpoint(prefix, epoch, self.symbol, _to_nd(self.arg_params),
                                  _to_nd(self.aux_params))
+        self.save_spec(prefix)
         return "%s-symbol.json" % prefix, "%s-%04d.params" % (prefix, epoch)
+
+    def save_spec(self, prefix):
+        """An SSD also gets its model spec ``<prefix>-model.json`` (input size, class count,
+        NMS settings), so demo.py / evaluate.py need only --prefix and --epoch."""
+        from symbol import model_io
+        spec = model_io.saved_graph_spec(self.symbol, self.input_shapes["data"][2:])
+        if spec is not None:
+            model_io.write_spec(prefix, spec)
 
     def forward(self, output=None, **inputs):
         """Run the converted network on numpy inputs (keyed by MXNet input name); returns
@@ -82,16 +91,17 @@ def _to_nd(params):
 
 
 def _multibox_ops():
-    """mx.sym after the project's MultiBox operators are registered (by ``import symbol``)."""
+    """mx.sym after the project's MultiBox operators are registered."""
     try:
-        import symbol  # noqa: F401  (the import registers MultiBoxPrior/MultiBoxDetection)
+        from symbol import operators
+        operators.load()
     except Exception as err:  # the operator library may fail to build or load
-        raise CaffeError("the project's MultiBox operators are unavailable: 'import symbol' "
-                         "failed: %s" % err) from None
+        raise CaffeError("the project's MultiBox operators are unavailable: "
+                         "symbol.operators.load() failed: %s" % err) from None
     for name in ("MultiBoxPrior", "MultiBoxDetection"):
         if not hasattr(mx.sym, name):
             raise CaffeError("the project's operator %s is not registered "
-                             "(import symbol did not provide it)" % name)
+                             "(symbol.operators.load() did not provide it)" % name)
     return mx.sym
 
 
