@@ -85,28 +85,25 @@ static inline v8 vgather(const float* base, v8i index) {
 }  // namespace portable
 
 struct Kernels {
-  void (*input)(const float d[kPoints][kLanes], float* v, long point_stride);
-  void (*input_interior)(const float* plane, const int offset[kLanes], int width, float* v,
-                         long point_stride);
+  void (*input)(const float* plane, const int offset[kLanes], const int iy[kLanes],
+                const int ix[kLanes], int height, int width, float* v, long point_stride);
   void (*output)(const float* m, long point_stride, float bias, bool relu,
-                 float y[kTile * kTile][kLanes]);
-  void (*output_interior)(const float* m, long point_stride, float bias, bool relu,
-                          float* plane, const int offset[kLanes], int width);
-  void (*gemm)(const float* u, const float* v, long ldv, int cin, float* m, long ldm);
+                 float tile[kLanes][kTile][kTile]);
+  void (*gemm)(const float* u_point, int panels, const float* v_panel, int cin, float* m,
+               long ldm);
 };
 
+/* The AVX2+FMA kernels where the CPU has both (MXSSD_WINOGRAD_PORTABLE=1 forces the
+ * portable ones, for testing them on such a CPU). */
 const Kernels& kernels() {
   static const Kernels chosen = [] {
     __builtin_cpu_init();
     if (getenv("MXSSD_WINOGRAD_PORTABLE") == nullptr && __builtin_cpu_supports("avx2") &&
         __builtin_cpu_supports("fma")) {
-      return Kernels{avx2::transform_input_tiles, avx2::transform_input_interior,
-                     avx2::transform_output_tiles, avx2::transform_output_interior,
-                     avx2::gemm_panel};
+      return Kernels{avx2::transform_input, avx2::transform_output, avx2::gemm_point};
     }
-    return Kernels{portable::transform_input_tiles, portable::transform_input_interior,
-                   portable::transform_output_tiles, portable::transform_output_interior,
-                   portable::gemm_panel};
+    return Kernels{portable::transform_input, portable::transform_output,
+                   portable::gemm_point};
   }();
   return chosen;
 }
@@ -288,19 +285,16 @@ struct Geometry {
 
 /* Where the 8 tiles tile0 .. tile0+7 of one vector lie in the input and output planes. */
 struct TileGroup {
-  int iy[kLanes], ix[kLanes];   // top-left input pixel (may be negative: padding)
+  alignas(32) int iy[kLanes];   // top-left input pixel (negative inside the padding;
+  alignas(32) int ix[kLanes];   //   far out of range for a lane past the last tile)
+  alignas(32) int in_offset[kLanes];  // n * C_in * H * W + iy * W + ix
   int oy[kLanes], ox[kLanes];   // top-left output pixel
   long image[kLanes];           // image index n
   bool valid[kLanes];
-  bool input_interior;          // every lane valid and its 6x6 patch inside the image
-  bool output_interior;         // every lane valid and its 4x4 tile inside the output
-  alignas(32) int in_offset[kLanes];   // iy * W + ix + n * C_in * H * W, when interior
-  int out_offset[kLanes];              // oy * W_out + ox + n * C_out * H_out * W_out
 };
 
 TileGroup locate_tiles(const Geometry& g, long tile0) {
   TileGroup group;
-  group.input_interior = group.output_interior = true;
   const long per_image = long(g.tiles_y) * g.tiles_x;
   for (int q = 0; q < kLanes; ++q) {
     const long t = tile0 + q;
@@ -309,48 +303,30 @@ TileGroup locate_tiles(const Geometry& g, long tile0) {
     group.image[q] = n;
     group.oy[q] = int(in_image / g.tiles_x) * kTile;
     group.ox[q] = int(in_image % g.tiles_x) * kTile;
-    group.iy[q] = group.oy[q] - g.pad_h;
+    group.iy[q] = group.valid[q] ? group.oy[q] - g.pad_h : -(1 << 24);
     group.ix[q] = group.ox[q] - g.pad_w;
-    group.input_interior = group.input_interior && group.valid[q] && group.iy[q] >= 0 &&
-                           group.ix[q] >= 0 && group.iy[q] + kInTile <= g.height &&
-                           group.ix[q] + kInTile <= g.width;
-    group.output_interior = group.output_interior && group.valid[q] &&
-                            group.oy[q] + kTile <= g.out_h && group.ox[q] + kTile <= g.out_w;
     group.in_offset[q] = int(n * g.cin * g.height * g.width + long(group.iy[q]) * g.width +
                              group.ix[q]);
-    group.out_offset[q] = int(n * g.cout * g.out_h * g.out_w + long(group.oy[q]) * g.out_w +
-                              group.ox[q]);
   }
   return group;
 }
 
-void gather_patches(const Geometry& g, const float* data, int c, const TileGroup& group,
-                    float d[kPoints][kLanes]) {
-  const long plane = long(g.height) * g.width;
-  for (int q = 0; q < kLanes; ++q) {
-    const float* src = data + (group.image[q] * g.cin + c) * plane;
-    for (int row = 0; row < kInTile; ++row) {
-      const int y = group.iy[q] + row;
-      const bool row_ok = group.valid[q] && y >= 0 && y < g.height;
-      for (int col = 0; col < kInTile; ++col) {
-        const int x = group.ix[q] + col;
-        d[row * kInTile + col][q] =
-            (row_ok && x >= 0 && x < g.width) ? src[long(y) * g.width + x] : 0.f;
-      }
-    }
-  }
-}
-
-void scatter_tiles(const Geometry& g, float* out, int o, const TileGroup& group,
-                   const float y[kTile * kTile][kLanes]) {
+/* Copies the 4x4 tiles of one output channel into place, cut at the plane's right and
+ * bottom edges. */
+void store_tiles(const Geometry& g, float* out, int o, const TileGroup& group,
+                 const float tile[kLanes][kTile][kTile]) {
   const long plane = long(g.out_h) * g.out_w;
-  for (int q = 0; q < kLanes; ++q) {
-    if (!group.valid[q]) break;
-    float* dst = out + (group.image[q] * g.cout + o) * plane;
-    const int oy = group.oy[q], ox = group.ox[q];
-    const int rows = std::min(kTile, g.out_h - oy), cols = std::min(kTile, g.out_w - ox);
+  for (int q = 0; q < kLanes && group.valid[q]; ++q) {
+    float* dst = out + (group.image[q] * g.cout + o) * plane + long(group.oy[q]) * g.out_w +
+                 group.ox[q];
+    const int rows = std::min(kTile, g.out_h - group.oy[q]);
+    const int cols = std::min(kTile, g.out_w - group.ox[q]);
     for (int r = 0; r < rows; ++r) {
-      for (int s = 0; s < cols; ++s) dst[long(oy + r) * g.out_w + ox + s] = y[r * kTile + s][q];
+      if (cols == kTile) {
+        std::memcpy(dst + long(r) * g.out_w, tile[q][r], sizeof(tile[q][r]));
+      } else {
+        for (int s = 0; s < cols; ++s) dst[long(r) * g.out_w + s] = tile[q][r][s];
+      }
     }
   }
 }
@@ -391,9 +367,10 @@ void convolve(const Geometry& g, const float* data, const float* u, const float*
               float* v, float* m, float* out) {
   const Kernels& k = kernels();
   const long tb = g.block;
-  const long v_point = long(g.cin) * tb, m_point = long(g.cout_padded()) * tb;
+  const long v_panel = long(kPoints) * g.cin * kPanel;  // one tile panel, all points
   const long u_point = long(g.panels) * g.cin * kRows;
-  const long in_plane = long(g.height) * g.width, out_plane = long(g.out_h) * g.out_w;
+  const long m_channel = long(kPoints) * tb;
+  const long in_plane = long(g.height) * g.width;
   const int groups = int(tb / kLanes), panels_t = int(tb / kPanel);
   std::vector<TileGroup> located(groups);
 #pragma omp parallel
@@ -404,24 +381,18 @@ void convolve(const Geometry& g, const float* data, const float* u, const float*
     for (int grp = 0; grp < groups; ++grp) {
       for (int c = 0; c < g.cin; ++c) {
         const TileGroup& group = located[grp];
-        float* v_group = v + c * tb + grp * kLanes;
-        if (group.input_interior) {
-          k.input_interior(data + c * in_plane, group.in_offset, g.width, v_group, v_point);
-        } else {
-          alignas(32) float d[kPoints][kLanes];
-          gather_patches(g, data, c, group, d);
-          k.input(d, v_group, v_point);
-        }
+        k.input(data + c * in_plane, group.in_offset, group.iy, group.ix, g.height, g.width,
+                v + (grp / 2) * v_panel + long(c) * kPanel + (grp % 2) * kLanes,
+                long(g.cin) * kPanel);
       }
     }
+    // Point-major: a point's transformed weights (up to C_out x C_in floats) stay in the
+    // core's L2 while every tile panel passes; tile-major would stream all 36 from L3.
 #pragma omp for collapse(2) schedule(static)
     for (int point = 0; point < kPoints; ++point) {
-      for (int panel = 0; panel < g.panels; ++panel) {
-        const float* u_panel = u + point * u_point + long(panel) * g.cin * kRows;
-        for (int pt = 0; pt < panels_t; ++pt) {
-          k.gemm(u_panel, v + point * v_point + pt * kPanel, tb, g.cin,
-                 m + point * m_point + long(panel) * kRows * tb + pt * kPanel, tb);
-        }
+      for (int pt = 0; pt < panels_t; ++pt) {
+        k.gemm(u + point * u_point, g.panels, v + pt * v_panel + long(point) * g.cin * kPanel,
+               g.cin, m + point * tb + pt * kPanel, m_channel);
       }
     }
 #pragma omp for collapse(2) schedule(static)
@@ -429,16 +400,9 @@ void convolve(const Geometry& g, const float* data, const float* u, const float*
       for (int grp = 0; grp < groups; ++grp) {
         const TileGroup& group = located[grp];
         if (!group.valid[0]) continue;
-        const float* m_group = m + long(o) * tb + grp * kLanes;
-        const float b = bias ? bias[o] : 0.f;
-        if (group.output_interior) {
-          k.output_interior(m_group, m_point, b, relu, out + o * out_plane, group.out_offset,
-                            g.out_w);
-        } else {
-          alignas(32) float y[kTile * kTile][kLanes];
-          k.output(m_group, m_point, b, relu, y);
-          scatter_tiles(g, out, o, group, y);
-        }
+        alignas(32) float tile[kLanes][kTile][kTile];
+        k.output(m + o * m_channel + grp * kLanes, tb, bias ? bias[o] : 0.f, relu, tile);
+        store_tiles(g, out, o, group, tile);
       }
     }
   }
@@ -481,9 +445,12 @@ class WinogradState : public CustomStatefulOp {
     g.tiles_y = (g.out_h + kTile - 1) / kTile;
     g.tiles_x = (g.out_w + kTile - 1) / kTile;
     g.tiles = long(g.batch) * g.tiles_y * g.tiles_x;
+    // As many tiles as keep a point's V within kPointBytes, then evened out over the
+    // blocks so that the last one is not mostly padding.
     long block = kPointBytes / (long(sizeof(float)) * g.cin);
-    block = std::max<long>(kPanel, std::min<long>(block, kMaxBlockTiles)) / kPanel * kPanel;
-    block = std::min<long>(block, (g.tiles + kPanel - 1) / kPanel * kPanel);
+    block = std::max<long>(kPanel, std::min<long>(block, kMaxBlockTiles));
+    const long blocks = (g.tiles + block - 1) / block;
+    block = ((g.tiles + blocks - 1) / blocks + kPanel - 1) / kPanel * kPanel;
     g.block = int(block);
     g.panels = (g.cout + kRows - 1) / kRows;
     return g;

@@ -1,0 +1,193 @@
+"""Inference graph pass: eligible 3x3 convolutions run as our Winograd operator.
+
+``use_winograd(sym, {"data": (1, 3, 300, 300)})`` returns a symbol in which every
+``Convolution`` that is 3x3, stride 1, dilation 1, one group (float32 NCHW is all the
+detector runs) and where :func:`winograd_pays` says our F(4x4, 3x3) operator beats oneDNN's
+direct convolution, is replaced by ``WinogradConv3x3`` (operator/winograd_conv.cc):
+
+* a following ``Activation(relu)`` that is the convolution's only reader is fused into it;
+* a prediction head's zero-filter padding (``common.zero_padded_filters``: Concat of the
+  weight with zeros, convolution, ``slice_axis`` crop), which only helps oneDNN, is undone:
+  the Winograd operator reads the true weight and bias directly;
+* the weight and bias variables are the same nodes, so parameter names and shapes -- and
+  every checkpoint -- are unchanged; only the operator nodes differ.
+
+For inference binding only (the operator has no backward; training keeps oneDNN).
+``MXSSD_WINOGRAD=0`` in the environment (or ``enabled=False``) returns ``sym`` unchanged.
+"""
+import copy
+import json
+import os
+
+import mxnet as mx
+
+ENV_SWITCH = "MXSSD_WINOGRAD"
+OP_NAME = "WinogradConv3x3"
+
+# From bench/winograd.py (2 threads, AVX-512 oneDNN 1.9.1 direct convolution against ours):
+# ours pays from 16 input channels and about 6x6 tiles (24x24 output pixels) up; below,
+# the transforms and the short GEMMs cost more than the 4x fewer multiplications save.
+MIN_IN_CHANNELS = 16
+MIN_OUTPUT_PIXELS = 24 * 24
+
+
+def winograd_pays(in_channels, out_channels, out_height, out_width):
+    """Whether our Winograd operator is expected to be faster than oneDNN for this layer."""
+    del out_channels  # no effect in the measurements: ours handles any count
+    return in_channels >= MIN_IN_CHANNELS and out_height * out_width >= MIN_OUTPUT_PIXELS
+
+
+def enabled_by_environment():
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _tuple(text, default):
+    if text is None:
+        return default
+    return tuple(int(v) for v in text.strip("()[] ").replace(" ", "").split(",") if v)
+
+
+def eligible_convolution(node):
+    """A float32 NCHW 3x3 / stride 1 / dilation 1 / one-group Convolution node."""
+    if node["op"] != "Convolution":
+        return False
+    attrs = node.get("attrs", {})
+    return (_tuple(attrs.get("kernel"), ()) == (3, 3)
+            and _tuple(attrs.get("stride"), (1, 1)) in ((1, 1), (1,))
+            and _tuple(attrs.get("dilate"), (1, 1)) in ((1, 1), (1,))
+            and int(attrs.get("num_group", "1")) == 1
+            and attrs.get("layout", "None") in ("None", "NCHW"))
+
+
+class _Graph:
+    """The symbol's JSON graph with each node's readers, for local rewrites."""
+
+    def __init__(self, sym):
+        self.graph = json.loads(sym.tojson())
+        self.nodes = self.graph["nodes"]
+        self.readers = {i: [] for i in range(len(self.nodes))}
+        for index, node in enumerate(self.nodes):
+            for entry in node["inputs"]:
+                self.readers[entry[0]].append(index)
+        self.heads = {entry[0] for entry in self.graph["heads"]}
+
+    def only_reader(self, index, op):
+        """The single node reading node ``index`` if it is an ``op`` and ``index`` is no
+        graph output; else None."""
+        readers = self.readers[index]
+        if len(readers) == 1 and index not in self.heads and self.nodes[readers[0]]["op"] == op:
+            return readers[0]
+        return None
+
+    def unpadded(self, entry):
+        """For a Concat(variable, zeros, dim=0) input (a head's zero-filter padding): the
+        variable's entry; else None."""
+        node = self.nodes[entry[0]]
+        if node["op"] != "Concat" or int(node.get("attrs", {}).get("dim", "1")) != 0:
+            return None
+        parts = [self.nodes[e[0]] for e in node["inputs"]]
+        if len(parts) == 2 and parts[0]["op"] == "null" and parts[1]["op"] == "_zeros":
+            return node["inputs"][0]
+        return None
+
+    def symbol(self, replaced):
+        """The graph with node i's readers reading node ``replaced[i]`` instead; nodes no
+        output depends on any more are dropped."""
+        def resolve(entry):
+            index = entry[0]
+            while index in replaced:
+                index = replaced[index]
+            return [index] + list(entry[1:])
+        for node in self.nodes:
+            node["inputs"] = [resolve(e) for e in node["inputs"]]
+        heads = [resolve(e) for e in self.graph["heads"]]
+        keep, stack = set(), [e[0] for e in heads]
+        while stack:
+            index = stack.pop()
+            if index not in keep:
+                keep.add(index)
+                stack.extend(e[0] for e in self.nodes[index]["inputs"])
+        order = sorted(keep)  # inputs precede readers in MXNet's JSON: sorted keeps that
+        new_index = {old: new for new, old in enumerate(order)}
+
+        def renumber(entry):
+            return [new_index[entry[0]]] + list(entry[1:])
+        graph = dict(self.graph)
+        graph["nodes"] = [dict(self.nodes[i], inputs=[renumber(e) for e in self.nodes[i]["inputs"]])
+                          for i in order]
+        graph["arg_nodes"] = [new_index[i] for i in self.graph["arg_nodes"] if i in keep]
+        graph["heads"] = [renumber(e) for e in heads]
+        graph.pop("node_row_ptr", None)
+        return mx.sym.load_json(json.dumps(graph))
+
+
+def _shapes(sym, input_shapes):
+    """name -> shape of every argument and internal output."""
+    internals = sym.get_internals()
+    arg_shapes, out_shapes, _ = internals.infer_shape(**input_shapes)
+    return dict(zip(internals.list_outputs(), out_shapes),
+                **dict(zip(internals.list_arguments(), arg_shapes)))
+
+
+def use_winograd(sym, input_shapes, enabled=None, pays=winograd_pays):
+    """``sym`` with its eligible 3x3 convolutions as ``WinogradConv3x3`` (see the module
+    docstring).  ``input_shapes``: name -> shape of the inputs, e.g. ``{"data": (1, 3, 300,
+    300)}`` (the decision is per layer shape).  ``enabled``: None = ``$MXSSD_WINOGRAD``
+    (default on).  ``pays(c_in, c_out, out_h, out_w)``: which layers to convert."""
+    if not (enabled_by_environment() if enabled is None else enabled):
+        return sym
+    from . import operators  # the operator lives in our library
+    operators.load()
+    shapes = _shapes(sym, input_shapes)
+    graph = _Graph(sym)
+    replaced = {}
+    for index, node in enumerate(graph.nodes):
+        if not eligible_convolution(node):
+            continue
+        rewrite = _winograd_node(graph, index, shapes, pays)
+        if rewrite is None:
+            continue
+        new_node, last = rewrite
+        graph.nodes[index] = new_node
+        if last != index:
+            replaced[last] = index
+    if not any(node["op"] == OP_NAME for node in graph.nodes):
+        return sym
+    return graph.symbol(replaced)
+
+
+def _winograd_node(graph, index, shapes, pays):
+    """(replacement node, index of the last node it stands for) for the convolution at
+    ``index``, or None where Winograd does not pay."""
+    node = graph.nodes[index]
+    attrs = node["attrs"]
+    out_shape = shapes.get(node["name"] + "_output")
+    if out_shape is None or len(out_shape) != 4:
+        return None
+    inputs = [list(e) for e in node["inputs"]]
+    no_bias = attrs.get("no_bias", "False").lower() in ("true", "1")
+    num_filter, last = int(attrs["num_filter"]), index
+    crop = graph.only_reader(index, "slice_axis")
+    weight, bias = graph.unpadded(inputs[1]), None if no_bias else graph.unpadded(inputs[2])
+    if crop is not None and weight is not None and (no_bias or bias is not None):
+        crop_attrs = graph.nodes[crop].get("attrs", {})
+        end = int(crop_attrs.get("end", "0"))
+        if (int(crop_attrs.get("axis", "0")) == 1 and int(crop_attrs.get("begin", "0")) == 0
+                and 0 < end < num_filter):
+            inputs[1], num_filter, last = weight, end, crop
+            if not no_bias:
+                inputs[2] = bias
+    weight_node = graph.nodes[inputs[1][0]]
+    if weight_node["op"] != "null":  # a computed weight would be re-transformed every call
+        return None
+    weight_shape = shapes.get(weight_node["name"])
+    if weight_shape is None or not pays(weight_shape[1], num_filter, out_shape[2], out_shape[3]):
+        return None
+    relu = graph.only_reader(last, "Activation")
+    fuse = relu is not None and graph.nodes[relu]["attrs"].get("act_type") == "relu"
+    new = copy.deepcopy(node)
+    new.update(op=OP_NAME, inputs=inputs, name=graph.nodes[relu]["name"] if fuse else
+               graph.nodes[last]["name"])
+    new["attrs"] = {"num_filter": str(num_filter), "pad": attrs.get("pad", "(0, 0)"),
+                    "no_bias": str(no_bias), "relu": str(fuse)}
+    return new, (relu if fuse else last)
