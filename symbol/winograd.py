@@ -15,6 +15,7 @@ direct convolution, is replaced by ``WinogradConv3x3`` (operator/winograd_conv.c
 For inference binding only (the operator has no backward; training keeps oneDNN).
 ``MXSSD_WINOGRAD=0`` in the environment (or ``enabled=False``) returns ``sym`` unchanged.
 """
+import collections
 import copy
 import json
 import os
@@ -31,10 +32,22 @@ MIN_IN_CHANNELS = 16
 MIN_OUTPUT_PIXELS = 24 * 24
 
 
-def winograd_pays(in_channels, out_channels, out_height, out_width):
-    """Whether our Winograd operator is expected to be faster than oneDNN for this layer."""
-    del out_channels  # no effect in the measurements: ours handles any count
-    return in_channels >= MIN_IN_CHANNELS and out_height * out_width >= MIN_OUTPUT_PIXELS
+# An eligible convolution as the Winograd operator would run it (true filter count of a
+# zero-padded head; pad = (pad_h, pad_w); output height and width).
+Layer = collections.namedtuple("Layer", "name in_channels out_channels pad out_height out_width")
+
+
+def winograd_pays(layer):
+    """Whether our Winograd operator is expected to be faster than oneDNN for ``layer``."""
+    return (layer.in_channels >= MIN_IN_CHANNELS
+            and layer.out_height * layer.out_width >= MIN_OUTPUT_PIXELS)
+
+
+def winograd_layers(sym, input_shapes):
+    """Every convolution of ``sym`` that the pass could convert, as :class:`Layer` s."""
+    layers = []
+    use_winograd(sym, input_shapes, enabled=True, pays=lambda layer: layers.append(layer))
+    return layers
 
 
 def enabled_by_environment():
@@ -181,13 +194,16 @@ def _winograd_node(graph, index, shapes, pays):
     if weight_node["op"] != "null":  # a computed weight would be re-transformed every call
         return None
     weight_shape = shapes.get(weight_node["name"])
-    if weight_shape is None or not pays(weight_shape[1], num_filter, out_shape[2], out_shape[3]):
+    pad = attrs.get("pad", "(0, 0)")
+    layer = Layer(node["name"], weight_shape[1], num_filter, (_tuple(pad, (0, 0)) * 2)[:2],
+                  out_shape[2], out_shape[3])
+    if not pays(layer):
         return None
     relu = graph.only_reader(last, "Activation")
     fuse = relu is not None and graph.nodes[relu]["attrs"].get("act_type") == "relu"
     new = copy.deepcopy(node)
     new.update(op=OP_NAME, inputs=inputs, name=graph.nodes[relu]["name"] if fuse else
                graph.nodes[last]["name"])
-    new["attrs"] = {"num_filter": str(num_filter), "pad": attrs.get("pad", "(0, 0)"),
+    new["attrs"] = {"num_filter": str(num_filter), "pad": pad,
                     "no_bias": str(no_bias), "relu": str(fuse)}
     return new, (relu if fuse else last)
