@@ -33,8 +33,9 @@ MIN_OUTPUT_PIXELS = 24 * 24
 
 
 # An eligible convolution as the Winograd operator would run it (true filter count of a
-# zero-padded head; pad = (pad_h, pad_w); output height and width).
-Layer = collections.namedtuple("Layer", "name in_channels out_channels pad out_height out_width")
+# zero-padded head; pad = (pad_h, pad_w); output height and width; relu: a ReLU is fused).
+Layer = collections.namedtuple("Layer",
+                               "name in_channels out_channels pad out_height out_width relu")
 
 
 def winograd_pays(layer):
@@ -184,7 +185,8 @@ def _winograd_node(graph, index, shapes, pays):
     weight, bias = graph.unpadded(inputs[1]), None if no_bias else graph.unpadded(inputs[2])
     if crop is not None and weight is not None and (no_bias or bias is not None):
         crop_attrs = graph.nodes[crop].get("attrs", {})
-        end = int(crop_attrs.get("end", "0"))
+        end_text = crop_attrs.get("end", "None")
+        end = int(end_text) if end_text.isdigit() else 0
         if (int(crop_attrs.get("axis", "0")) == 1 and int(crop_attrs.get("begin", "0")) == 0
                 and 0 < end < num_filter):
             inputs[1], num_filter, last = weight, end, crop
@@ -195,12 +197,12 @@ def _winograd_node(graph, index, shapes, pays):
         return None
     weight_shape = shapes.get(weight_node["name"])
     pad = attrs.get("pad", "(0, 0)")
-    layer = Layer(node["name"], weight_shape[1], num_filter, (_tuple(pad, (0, 0)) * 2)[:2],
-                  out_shape[2], out_shape[3])
-    if not pays(layer):
-        return None
     relu = graph.only_reader(last, "Activation")
     fuse = relu is not None and graph.nodes[relu]["attrs"].get("act_type") == "relu"
+    layer = Layer(node["name"], weight_shape[1], num_filter, (_tuple(pad, (0, 0)) * 2)[:2],
+                  out_shape[2], out_shape[3], fuse)
+    if not pays(layer):
+        return None
     new = copy.deepcopy(node)
     new.update(op=OP_NAME, inputs=inputs, name=graph.nodes[relu]["name"] if fuse else
                graph.nodes[last]["name"])
