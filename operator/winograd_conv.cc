@@ -74,6 +74,63 @@ static inline v8 vgather(const float* base, v8i index) {
 }  // namespace avx2
 #pragma GCC pop_options
 
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx2,fma")
+namespace avx512 {
+typedef float v16 __attribute__((vector_size(64)));
+
+/* 12 output channels (two weight panels) x 32 tiles (two tile panels) of one point:
+ * 24 zmm accumulators; per input channel two tile loads and 12 broadcasts. */
+static void gemm_12x32(const float* u0, const float* u1, const float* v0, const float* v1,
+                       int cin, float* m, long ldm) {
+  v16 acc[2 * kRows][2];
+  for (int r = 0; r < 2 * kRows; ++r) acc[r][0] = acc[r][1] = v16{};
+  for (int k = 0; k < cin; ++k) {
+    const v16 b0 = v16(_mm512_loadu_ps(v0 + k * kPanel)), b1 = v16(_mm512_loadu_ps(v1 + k * kPanel));
+    for (int r = 0; r < 2 * kRows; ++r) {
+      const v16 a = v16(_mm512_set1_ps(r < kRows ? u0[k * kRows + r] : u1[k * kRows + r - kRows]));
+      acc[r][0] = v16(_mm512_fmadd_ps(__m512(a), __m512(b0), __m512(acc[r][0])));
+      acc[r][1] = v16(_mm512_fmadd_ps(__m512(a), __m512(b1), __m512(acc[r][1])));
+    }
+  }
+  for (int r = 0; r < 2 * kRows; ++r) {
+    _mm512_storeu_ps(m + r * ldm, __m512(acc[r][0]));
+    _mm512_storeu_ps(m + r * ldm + kPanel, __m512(acc[r][1]));
+  }
+}
+
+/* 6 output channels x 16 tiles (the odd panels left over), 6 accumulators. */
+static void gemm_6x16(const float* u, const float* v, int cin, float* m, long ldm) {
+  v16 acc[kRows];
+  for (int r = 0; r < kRows; ++r) acc[r] = v16{};
+  for (int k = 0; k < cin; ++k) {
+    const v16 b = v16(_mm512_loadu_ps(v + k * kPanel));
+    for (int r = 0; r < kRows; ++r) {
+      acc[r] = v16(_mm512_fmadd_ps(_mm512_set1_ps(u[k * kRows + r]), __m512(b), __m512(acc[r])));
+    }
+  }
+  for (int r = 0; r < kRows; ++r) _mm512_storeu_ps(m + r * ldm, __m512(acc[r]));
+}
+
+/* gemm_point (winograd_kernels.h) with AVX-512 register blocks. */
+static void gemm_point(const float* u_point, int panels, const float* v, long panel_stride,
+                       int tile_panels, int cin, float* m, long ldm) {
+  const long u_panel = long(cin) * kRows;
+  int panel = 0;
+  for (; tile_panels == 2 && panel + 2 <= panels; panel += 2) {
+    gemm_12x32(u_point + panel * u_panel, u_point + (panel + 1) * u_panel, v, v + panel_stride,
+               cin, m + panel * kRows * ldm, ldm);
+  }
+  for (; panel < panels; ++panel) {
+    for (int t = 0; t < tile_panels; ++t) {
+      gemm_6x16(u_point + panel * u_panel, v + t * panel_stride, cin,
+                m + panel * kRows * ldm + t * kPanel, ldm);
+    }
+  }
+}
+}  // namespace avx512
+#pragma GCC pop_options
+
 namespace portable {
 static inline v8 vfma(v8 a, v8 b, v8 c) { return a * b + c; }
 static inline v8 vgather(const float* base, v8i index) {
@@ -89,8 +146,8 @@ struct Kernels {
                 const int ix[kLanes], int height, int width, float* v, long point_stride);
   void (*output)(const float* m, long point_stride, float bias, bool relu,
                  float tile[kLanes][kTile][kTile]);
-  void (*gemm)(const float* u_point, int panels, const float* v_panel, int cin, float* m,
-               long ldm);
+  void (*gemm)(const float* u_point, int panels, const float* v, long panel_stride,
+               int tile_panels, int cin, float* m, long ldm);
 };
 
 /* The AVX2+FMA kernels where the CPU has both (MXSSD_WINOGRAD_PORTABLE=1 forces the
@@ -98,10 +155,14 @@ struct Kernels {
 const Kernels& kernels() {
   static const Kernels chosen = [] {
     __builtin_cpu_init();
-    if (getenv("MXSSD_WINOGRAD_PORTABLE") == nullptr && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("fma")) {
-      return Kernels{avx2::transform_input, avx2::transform_output, avx2::gemm_point};
+    const bool portable = getenv("MXSSD_WINOGRAD_PORTABLE") != nullptr;
+    const bool avx2 = !portable && __builtin_cpu_supports("avx2") &&
+                      __builtin_cpu_supports("fma");
+    if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        getenv("MXSSD_WINOGRAD_AVX2") == nullptr) {
+      return Kernels{avx2::transform_input, avx2::transform_output, avx512::gemm_point};
     }
+    if (avx2) return Kernels{avx2::transform_input, avx2::transform_output, avx2::gemm_point};
     return Kernels{portable::transform_input, portable::transform_output,
                    portable::gemm_point};
   }();
@@ -390,9 +451,11 @@ void convolve(const Geometry& g, const float* data, const float* u, const float*
     // core's L2 while every tile panel passes; tile-major would stream all 36 from L3.
 #pragma omp for collapse(2) schedule(static)
     for (int point = 0; point < kPoints; ++point) {
-      for (int pt = 0; pt < panels_t; ++pt) {
+      for (int pair = 0; pair < (panels_t + 1) / 2; ++pair) {
+        const int pt = 2 * pair;
         k.gemm(u + point * u_point, g.panels, v + pt * v_panel + long(point) * g.cin * kPanel,
-               g.cin, m + point * tb + pt * kPanel, m_channel);
+               v_panel, std::min(2, panels_t - pt), g.cin, m + point * tb + pt * kPanel,
+               m_channel);
       }
     }
 #pragma omp for collapse(2) schedule(static)

@@ -143,11 +143,15 @@ static void gemm_panel(const float* u, const float* v, int cin, float* m, long l
   }
 }
 
-/* All output-channel panels of one point and one tile panel: the V panel (c_in x kPanel)
- * stays in L1 while the point's transformed weights stream past it. */
-static void gemm_point(const float* u_point, int panels, const float* v_panel, int cin,
-                       float* m, long ldm) {
-  for (int panel = 0; panel < panels; ++panel) {
-    gemm_panel(u_point + long(panel) * cin * kRows, v_panel, cin, m + panel * kRows * ldm, ldm);
+/* All output-channel panels of one point times `tile_panels` consecutive tile panels (each
+ * panel_stride floats after the last): a V panel (c_in x kPanel) stays in L1 while the
+ * point's transformed weights stream past it. */
+static void gemm_point(const float* u_point, int panels, const float* v, long panel_stride,
+                       int tile_panels, int cin, float* m, long ldm) {
+  for (int t = 0; t < tile_panels; ++t) {
+    for (int panel = 0; panel < panels; ++panel) {
+      gemm_panel(u_point + long(panel) * cin * kRows, v + t * panel_stride, cin,
+                 m + panel * kRows * ldm + t * kPanel, ldm);
+    }
   }
 }
