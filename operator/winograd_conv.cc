@@ -9,9 +9,11 @@
  * no_bias.  Arguments: num_filter, pad ("(ph, pw)" or one int; default (1, 1)), relu,
  * no_bias.  Output: (N, num_filter, H + 2 ph - 2, W + 2 pw - 2).
  *
- * Why F(4,3): F(6,3) has 1.8x fewer products again on paper but its transform constants
- * grow the float32 rounding error by about an order of magnitude, past the 1e-4 relative
- * agreement with MXNet's own convolution that the detector is tested to.
+ * Why F(4,3) and not F(6,3) (not implemented, so not measured): F(4,3)'s worst error on the
+ * network layers is already 1.7e-5 of the output scale (512 input channels), a sixth of the
+ * 1e-4 agreement with MXNet's convolution the detector is tested to; F(6,3)'s transforms
+ * have constants up to 8x larger and are known to lose several times more precision in
+ * float32, for at most 1.8x fewer products.
  *
  * Weights are transformed once, not per call: the operator is stateful (one state per bound
  * executor node) and keeps the transformed weights keyed on the weight array's address and
@@ -20,12 +22,15 @@
  * update is picked up.  A graph-pass parameter computed at bind time would instead add an
  * argument every caller has to create and keep in sync with the weights.
  *
- * Work is done in blocks of TB tiles (all images' tiles numbered together): transform the
- * block's input tiles (parallel over channels x 8-tile groups), 36 GEMMs
- * (out-channels x in-channels x TB, parallel over points x 6-channel panels), then the
- * output transform (parallel over out-channels x 8-tile groups).  TB keeps one point's
- * transformed inputs (C_in x TB floats) within about 256 KiB, the size of a core's L2 share
- * that the GEMM streams them from.
+ * Work is done in blocks of TB tiles (all images' tiles numbered together, TB chosen in
+ * geometry()): transform the block's input tiles (parallel over 8-tile groups x channels),
+ * 36 GEMMs (C_out x C_in times C_in x TB; parallel over points x 32-tile panel pairs, the
+ * point's transformed weights staying in L2), then the output transform with bias and ReLU
+ * (parallel over out-channels x 8-tile groups).
+ *
+ * Kernels (chosen once, at run time, by what the CPU has): AVX-512 GEMM register blocks and
+ * an AVX-512 row loader where AVX-512F/VL exist (MXSSD_WINOGRAD_AVX2=1 declines them),
+ * else AVX2+FMA, else portable code (MXSSD_WINOGRAD_PORTABLE=1 forces it, for the tests).
  */
 #include <immintrin.h>
 #include <omp.h>
@@ -53,7 +58,6 @@ constexpr int kLanes = 8;                      // tiles per vector
 constexpr int kPanel = 2 * kLanes;             // tiles per GEMM register block
 constexpr int kRows = 6;                       // output channels per GEMM register block
 constexpr long kPointBytes = 256 * 1024;       // target size of V[point] (see above)
-constexpr int kMaxBlockTiles = 512;
 
 // The kernels pass vectors by value only among functions of one target region; the
 // function pointers that cross from portable code into the AVX2 region take plain pointers,
@@ -112,6 +116,36 @@ static void gemm_6x16(const float* u, const float* v, int cin, float* m, long ld
   for (int r = 0; r < kRows; ++r) _mm512_storeu_ps(m + r * ldm, __m512(acc[r]));
 }
 
+/* Input transform of 8 tiles that sit side by side in one tile row, wholly inside the
+ * image (src: lane 0's top-left pixel; lane q starts 4q pixels right of it): each patch row
+ * of all 8 tiles comes from 34 consecutive floats, three loads and two-source permutes
+ * instead of six gathers. */
+static void transform_input_row(const float* src, int width, float* v, long point_stride) {
+  const __m512i first = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0);
+  v8 w[6][6];
+  for (int row = 0; row < 6; ++row) {
+    const float* line = src + long(row) * width;
+    const __m512 a = _mm512_loadu_ps(line), b = _mm512_loadu_ps(line + 16);
+    const __m512 tail = _mm512_maskz_loadu_ps(0x3, line + 32);  // never reads past pixel 33
+    v8 z[6];
+    for (int col = 0; col < 6; ++col) {
+      const __m512i index = _mm512_add_epi32(first, _mm512_set1_epi32(col));
+      __m512 pixels = _mm512_permutex2var_ps(a, index, b);  // lane 7 wrong for col >= 4
+      if (col >= 4) {
+        pixels = _mm512_mask_permutexvar_ps(pixels, 0x80, _mm512_set1_epi32(col - 4), tail);
+      }
+      std::memcpy(&z[col], &pixels, sizeof(v8));  // the low 8 lanes
+    }
+    avx2::input_line(z, w[row]);
+  }
+  for (int col = 0; col < 6; ++col) {
+    v8 z[6], r[6];
+    for (int row = 0; row < 6; ++row) z[row] = w[row][col];
+    avx2::input_line(z, r);
+    for (int row = 0; row < 6; ++row) avx2::store8(v + (row * 6 + col) * point_stride, r[row]);
+  }
+}
+
 /* gemm_point (winograd_kernels.h) with AVX-512 register blocks. */
 static void gemm_point(const float* u_point, int panels, const float* v, long panel_stride,
                        int tile_panels, int cin, float* m, long ldm) {
@@ -148,6 +182,8 @@ struct Kernels {
                  float tile[kLanes][kTile][kTile]);
   void (*gemm)(const float* u_point, int panels, const float* v, long panel_stride,
                int tile_panels, int cin, float* m, long ldm);
+  // Optional: 8 tiles side by side in one row, wholly inside the image (TileGroup::row_run).
+  void (*input_row)(const float* src, int width, float* v, long point_stride);
 };
 
 /* The AVX2+FMA kernels where the CPU has both (MXSSD_WINOGRAD_PORTABLE=1 forces the
@@ -160,11 +196,14 @@ const Kernels& kernels() {
                       __builtin_cpu_supports("fma");
     if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
         getenv("MXSSD_WINOGRAD_AVX2") == nullptr) {
-      return Kernels{avx2::transform_input, avx2::transform_output, avx512::gemm_point};
+      return Kernels{avx2::transform_input, avx2::transform_output, avx512::gemm_point,
+                     avx512::transform_input_row};
     }
-    if (avx2) return Kernels{avx2::transform_input, avx2::transform_output, avx2::gemm_point};
+    if (avx2) {
+      return Kernels{avx2::transform_input, avx2::transform_output, avx2::gemm_point, nullptr};
+    }
     return Kernels{portable::transform_input, portable::transform_output,
-                   portable::gemm_point};
+                   portable::gemm_point, nullptr};
   }();
   return chosen;
 }
@@ -352,6 +391,8 @@ struct TileGroup {
   int oy[kLanes], ox[kLanes];   // top-left output pixel
   long image[kLanes];           // image index n
   bool valid[kLanes];
+  bool row_run;                 // side by side in one row of one image, 34 pixels wide
+                                //   and 6 high inside it
 };
 
 TileGroup locate_tiles(const Geometry& g, long tile0) {
@@ -368,6 +409,13 @@ TileGroup locate_tiles(const Geometry& g, long tile0) {
     group.ix[q] = group.ox[q] - g.pad_w;
     group.in_offset[q] = int(n * g.cin * g.height * g.width + long(group.iy[q]) * g.width +
                              group.ix[q]);
+  }
+  group.row_run = group.valid[kLanes - 1] && group.iy[0] >= 0 && group.ix[0] >= 0 &&
+                  group.iy[0] + kInTile <= g.height &&
+                  group.ix[0] + kTile * (kLanes - 1) + kInTile <= g.width;
+  for (int q = 1; q < kLanes; ++q) {
+    group.row_run = group.row_run && group.image[q] == group.image[0] &&
+                    group.iy[q] == group.iy[0] && group.ix[q] == group.ix[0] + kTile * q;
   }
   return group;
 }
@@ -442,9 +490,14 @@ void convolve(const Geometry& g, const float* data, const float* u, const float*
     for (int grp = 0; grp < groups; ++grp) {
       for (int c = 0; c < g.cin; ++c) {
         const TileGroup& group = located[grp];
-        k.input(data + c * in_plane, group.in_offset, group.iy, group.ix, g.height, g.width,
-                v + (grp / 2) * v_panel + long(c) * kPanel + (grp % 2) * kLanes,
-                long(g.cin) * kPanel);
+        float* v_group = v + (grp / 2) * v_panel + long(c) * kPanel + (grp % 2) * kLanes;
+        const long point_stride = long(g.cin) * kPanel;
+        if (group.row_run && k.input_row) {
+          k.input_row(data + c * in_plane + group.in_offset[0], g.width, v_group, point_stride);
+        } else {
+          k.input(data + c * in_plane, group.in_offset, group.iy, group.ix, g.height, g.width,
+                  v_group, point_stride);
+        }
       }
     }
     // Point-major: a point's transformed weights (up to C_out x C_in floats) stay in the
@@ -508,10 +561,13 @@ class WinogradState : public CustomStatefulOp {
     g.tiles_y = (g.out_h + kTile - 1) / kTile;
     g.tiles_x = (g.out_w + kTile - 1) / kTile;
     g.tiles = long(g.batch) * g.tiles_y * g.tiles_x;
-    // As many tiles as keep a point's V within kPointBytes, then evened out over the
+    // Tiles per block, measured (bench/winograd.py, single thread): 64 while the block's
+    // transformed inputs and products (36 x (C_in + C_out) floats a tile) are what limits;
+    // from 512 input channels the weights (36 x C_in x C_out floats, read once per block)
+    // dominate and a block grows to kPointBytes of V per point.  Then evened out over the
     // blocks so that the last one is not mostly padding.
-    long block = kPointBytes / (long(sizeof(float)) * g.cin);
-    block = std::max<long>(kPanel, std::min<long>(block, kMaxBlockTiles));
+    long block = g.cin >= 512 ? kPointBytes / (long(sizeof(float)) * g.cin) : 64;
+    block = std::max<long>(2 * kPanel, block);
     const long blocks = (g.tiles + block - 1) / block;
     block = ((g.tiles + blocks - 1) / blocks + kPanel - 1) / kPanel * kPanel;
     g.block = int(block);

@@ -101,18 +101,21 @@ def test_fused_relu_and_no_bias():
                  reference(data, weight, None, (1, 1), relu=True))
 
 
-def test_portable_kernels_match_on_a_cpu_without_avx2():
-    """The fallback kernels (forced with MXSSD_WINOGRAD_PORTABLE) give the same results."""
+@pytest.mark.parametrize("switch", ["MXSSD_WINOGRAD_AVX2", "MXSSD_WINOGRAD_PORTABLE"])
+def test_avx2_and_portable_kernels_match(switch):
+    """The kernels for CPUs without AVX-512 (AVX2+FMA) or without AVX2 (portable), forced by
+    their switches, give the same results as the ones this CPU picks."""
     script = ("import sys; sys.path.insert(0, %r); import numpy as np, test_winograd as t\n"
-              "for shape in ((2, 5, 7, (1, 1), 7, 9), (1, 64, 40, (0, 0), 18, 13)):\n"
+              "for shape in ((2, 5, 7, (1, 1), 7, 9), (1, 64, 40, (0, 0), 18, 13),\n"
+              "              (1, 512, 30, (1, 1), 37, 39)):\n"
               "    d, w, b = t.random_conv(*shape[1:3], *shape[4:], batch=shape[0])\n"
               "    t.assert_close(t.winograd(d, w, b, shape[3], True),\n"
               "                   t.reference(d, w, b, shape[3], True))\n"
-              "print('portable ok')\n" % os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, MXSSD_WINOGRAD_PORTABLE="1")
+              "print('kernels ok')\n" % os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, **{switch: "1"})
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.returncode == 0 and "portable ok" in proc.stdout, proc.stdout[-2000:]
+    assert proc.returncode == 0 and "kernels ok" in proc.stdout, proc.stdout[-2000:]
 
 
 def bound(sym, data_shape, params):
