@@ -25,29 +25,40 @@ import mxnet as mx
 ENV_SWITCH = "MXSSD_WINOGRAD"
 OP_NAME = "WinogradConv3x3"
 
-# From bench/winograd.py (2 threads, AVX-512 oneDNN 1.9.1 direct convolution against ours):
-# ours pays from 16 input channels and about 6x6 tiles (24x24 output pixels) up; below,
-# the transforms and the short GEMMs cost more than the 4x fewer multiplications save.
-MIN_IN_CHANNELS = 16
-MIN_OUTPUT_PIXELS = 24 * 24
-
+# Measured (bench/winograd.py and single-thread CPU time per layer, AVX-512 machine, MXNet
+# 1.9.1's oneDNN direct convolution against ours): ours is 1.2-2.2x faster from 64 input
+# channels on maps of 19x19 and up, 0.3-1.1x on 10x10 and smaller maps, where the
+# transforms and short GEMMs cost more than the 4x fewer multiplications save.
+MIN_IN_CHANNELS = 64
+MIN_OUTPUT_PIXELS = 16 * 16
+# A oneDNN convolution leaves its output in oneDNN's blocked layout; when our operator reads
+# it MXNet first reorders it to NCHW, slowly (measured: 64 x 300 x 300, ~40 ms, more than the
+# layer's whole saving).  These ops keep that layout, so the check looks through them.
+LAYOUT_KEEPING_OPS = ("Activation", "BatchNorm")
 
 # An eligible convolution as the Winograd operator would run it (true filter count of a
-# zero-padded head; pad = (pad_h, pad_w); output height and width; relu: a ReLU is fused).
-Layer = collections.namedtuple("Layer",
-                               "name in_channels out_channels pad out_height out_width relu")
+# zero-padded head; pad = (pad_h, pad_w); output height and width; relu: a ReLU is fused;
+# input_from: the op producing its input, looking through LAYOUT_KEEPING_OPS).
+Layer = collections.namedtuple(
+    "Layer", "name in_channels out_channels pad out_height out_width relu input_from")
 
 
 def winograd_pays(layer):
     """Whether our Winograd operator is expected to be faster than oneDNN for ``layer``."""
     return (layer.in_channels >= MIN_IN_CHANNELS
-            and layer.out_height * layer.out_width >= MIN_OUTPUT_PIXELS)
+            and layer.out_height * layer.out_width >= MIN_OUTPUT_PIXELS
+            and layer.input_from != "Convolution")
 
 
-def winograd_layers(sym, input_shapes):
-    """Every convolution of ``sym`` that the pass could convert, as :class:`Layer` s."""
+def winograd_layers(sym, input_shapes, pays=winograd_pays):
+    """Every convolution of ``sym`` that the pass considers, as :class:`Layer` s, each as it
+    sees it when the layers before were converted where ``pays``."""
     layers = []
-    use_winograd(sym, input_shapes, enabled=True, pays=lambda layer: layers.append(layer))
+
+    def record(layer):
+        layers.append(layer)
+        return pays(layer)
+    use_winograd(sym, input_shapes, enabled=True, pays=record)
     return layers
 
 
@@ -92,6 +103,18 @@ class _Graph:
         if len(readers) == 1 and index not in self.heads and self.nodes[readers[0]]["op"] == op:
             return readers[0]
         return None
+
+    def producer(self, entry, replaced):
+        """The op that computes ``entry`` as rewritten so far (``replaced``: see symbol()),
+        looking through LAYOUT_KEEPING_OPS."""
+        index = entry[0]
+        while True:
+            while index in replaced:
+                index = replaced[index]
+            node = self.nodes[index]
+            if node["op"] not in LAYOUT_KEEPING_OPS:
+                return node["op"]
+            index = node["inputs"][0][0]
 
     def unpadded(self, entry):
         """For a Concat(variable, zeros, dim=0) input (a head's zero-filter padding): the
@@ -147,7 +170,7 @@ def use_winograd(sym, input_shapes, enabled=None, pays=winograd_pays):
     """``sym`` with its eligible 3x3 convolutions as ``WinogradConv3x3`` (see the module
     docstring).  ``input_shapes``: name -> shape of the inputs, e.g. ``{"data": (1, 3, 300,
     300)}`` (the decision is per layer shape).  ``enabled``: None = ``$MXSSD_WINOGRAD``
-    (default on).  ``pays(c_in, c_out, out_h, out_w)``: which layers to convert."""
+    (default on).  ``pays(layer)``: which :class:`Layer` s to convert."""
     if not (enabled_by_environment() if enabled is None else enabled):
         return sym
     from . import operators  # the operator lives in our library
@@ -158,7 +181,7 @@ def use_winograd(sym, input_shapes, enabled=None, pays=winograd_pays):
     for index, node in enumerate(graph.nodes):
         if not eligible_convolution(node):
             continue
-        rewrite = _winograd_node(graph, index, shapes, pays)
+        rewrite = _winograd_node(graph, index, shapes, pays, replaced)
         if rewrite is None:
             continue
         new_node, last = rewrite
@@ -170,7 +193,7 @@ def use_winograd(sym, input_shapes, enabled=None, pays=winograd_pays):
     return graph.symbol(replaced)
 
 
-def _winograd_node(graph, index, shapes, pays):
+def _winograd_node(graph, index, shapes, pays, replaced):
     """(replacement node, index of the last node it stands for) for the convolution at
     ``index``, or None where Winograd does not pay."""
     node = graph.nodes[index]
@@ -200,7 +223,7 @@ def _winograd_node(graph, index, shapes, pays):
     relu = graph.only_reader(last, "Activation")
     fuse = relu is not None and graph.nodes[relu]["attrs"].get("act_type") == "relu"
     layer = Layer(node["name"], weight_shape[1], num_filter, (_tuple(pad, (0, 0)) * 2)[:2],
-                  out_shape[2], out_shape[3], fuse)
+                  out_shape[2], out_shape[3], fuse, graph.producer(inputs[0], replaced))
     if not pays(layer):
         return None
     new = copy.deepcopy(node)

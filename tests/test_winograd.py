@@ -179,13 +179,15 @@ def test_pass_converts_vgg16_ssd300_keeping_parameter_names():
     assert shapes[0] == shapes[1]
     nodes = node_ops(fast)
     converted = {name: node["attrs"] for name, node in nodes.items() if node["op"] == OP_NAME}
-    # conv1_2 .. conv4_3 with their ReLUs fused, named after the ReLU; conv1_1 (3 input
-    # channels), conv5 (19x19), fc6 (dilated), fc7 (1x1) stay with oneDNN
-    assert {"relu%s" % n for n in ("1_2", "2_1", "2_2", "3_1", "3_2", "3_3", "4_1", "4_2",
-                                   "4_3")} <= set(converted)
+    # conv2_1 .. conv5_3 with their ReLUs fused, named after the ReLU; conv1_1 (3 input
+    # channels), conv1_2 (reads conv1_1's oneDNN layout), fc6 (dilated), fc7 (1x1) and the
+    # small maps stay with oneDNN
+    assert {"relu%s" % n for n in ("2_1", "2_2", "3_1", "3_2", "3_3", "4_1", "4_2", "4_3",
+                                   "5_1", "5_2", "5_3")} <= set(converted)
     assert converted["relu4_3"] == {"num_filter": "512", "pad": "(1, 1)", "no_bias": "False",
                                     "relu": "True"}
-    assert all(nodes[name]["op"] == "Convolution" for name in ("conv1_1", "conv5_1", "fc6", "fc7"))
+    assert all(nodes[name]["op"] == "Convolution"
+               for name in ("conv1_1", "conv1_2", "fc6", "fc7", "multi_feat_2_conv_3x3_conv"))
     # a zero-padded head runs on its true weights: 21 classes x 4 anchors, no padding nodes
     head = converted["relu4_3_cls_pred_conv_crop"]
     assert head["num_filter"] == "84" and head["relu"] == "False"
@@ -204,20 +206,42 @@ def test_pass_leaves_ineligible_convolutions_and_obeys_the_switch(monkeypatch):
     pointwise = mx.sym.Convolution(grouped, kernel=(1, 1), num_filter=32, name="pointwise")
     plain = mx.sym.Convolution(pointwise, kernel=(3, 3), pad=(1, 1), num_filter=32, name="plain")
     shapes = {"data": (1, 32, 64, 64)}
-    nodes = node_ops(use_winograd(plain, shapes, enabled=True))
-    assert [n for n, node in nodes.items() if node["op"] == OP_NAME] == ["plain"]
+    everywhere = use_winograd(plain, shapes, enabled=True, pays=lambda layer: True)
+    assert [n for n, node in node_ops(everywhere).items() if node["op"] == OP_NAME] == ["plain"]
+    single = mx.sym.Convolution(data, kernel=(3, 3), pad=(1, 1), num_filter=64, name="single")
+    shapes = {"data": (1, 64, 32, 32)}
     monkeypatch.setenv(ENV_SWITCH, "0")
-    assert use_winograd(plain, shapes) is plain
+    assert use_winograd(single, shapes) is single
     monkeypatch.setenv(ENV_SWITCH, "1")
-    assert OP_NAME in {node["op"] for node in node_ops(use_winograd(plain, shapes)).values()}
-    assert use_winograd(plain, shapes, enabled=False) is plain
+    assert node_ops(use_winograd(single, shapes))["single"]["op"] == OP_NAME
+    assert use_winograd(single, shapes, enabled=False) is single
+
+
+def test_pass_leaves_a_convolution_reading_a_onednn_convolution():
+    """MXNet reorders a oneDNN convolution's blocked output to NCHW for our operator, which
+    costs more than Winograd saves: the pass converts a chain only from its start."""
+    data = mx.sym.var("data")
+    first = mx.sym.Convolution(data, kernel=(1, 1), num_filter=64, name="first")
+    second = mx.sym.Convolution(mx.sym.Activation(first, act_type="relu"), kernel=(3, 3),
+                                pad=(1, 1), num_filter=64, name="second")
+    pooled = mx.sym.Pooling(second, kernel=(2, 2), stride=(2, 2), pool_type="max")
+    third = mx.sym.Convolution(pooled, kernel=(3, 3), pad=(1, 1), num_filter=64, name="third")
+    fourth = mx.sym.Convolution(mx.sym.BatchNorm(third, name="bn"), kernel=(3, 3), pad=(1, 1),
+                                num_filter=64, name="fourth")
+    layers = {layer.name: layer for layer in winograd_layers(fourth, {"data": (1, 64, 64, 64)})}
+    assert layers["second"].input_from == "Convolution"
+    assert layers["third"].input_from == "Pooling"
+    assert layers["fourth"].input_from == OP_NAME  # through BatchNorm, to converted "third"
+    ops = {name: node["op"] for name, node in
+           node_ops(use_winograd(fourth, {"data": (1, 64, 64, 64)}, enabled=True)).items()}
+    assert (ops["second"], ops["third"], ops["fourth"]) == ("Convolution", OP_NAME, OP_NAME)
 
 
 def test_pass_keeps_a_relu_that_others_also_read():
     data = mx.sym.var("data")
-    conv = mx.sym.Convolution(data, kernel=(3, 3), pad=(1, 1), num_filter=32, name="conv")
+    conv = mx.sym.Convolution(data, kernel=(3, 3), pad=(1, 1), num_filter=64, name="conv")
     both = mx.sym.Group([mx.sym.Activation(conv, act_type="relu", name="relu"), conv])
-    nodes = node_ops(use_winograd(both, {"data": (1, 32, 40, 40)}, enabled=True))
+    nodes = node_ops(use_winograd(both, {"data": (1, 64, 40, 40)}, enabled=True))
     assert nodes["conv"]["op"] == OP_NAME and nodes["conv"]["attrs"]["relu"] == "False"
     assert nodes["relu"]["op"] == "Activation"
 
