@@ -472,54 +472,111 @@ void transform_weights(const Geometry& g, const float* weight, float* u) {
   }
 }
 
-void convolve(const Geometry& g, const float* data, const float* u, const float* bias, bool relu,
-              float* v, float* m, float* out) {
-  const Kernels& k = kernels();
+/* What every block of one call shares. */
+struct Call {
+  const Geometry& g;
+  const Kernels& k;
+  const float* data;
+  const float* u;
+  const float* bias;
+  bool relu;
+  float* out;
+};
+
+/* Work items [begin, end) of `count` that part `part` of `parts` takes. */
+inline void share(long count, int part, int parts, long* begin, long* end) {
+  *begin = count * part / parts;
+  *end = count * (part + 1) / parts;
+}
+
+/* One block of tiles from tile0: input transform into v, the 36 GEMMs into m, output
+ * transform.  With parts > 1 the team's threads share every step (part = this thread),
+ * meeting at a barrier after each; with parts == 1 one thread does it all. */
+void run_block(const Call& call, long tile0, float* v, float* m, TileGroup* located, int part,
+               int parts) {
+  const Geometry& g = call.g;
+  const Kernels& k = call.k;
   const long tb = g.block;
   const long v_panel = long(kPoints) * g.cin * kPanel;  // one tile panel, all points
   const long u_point = long(g.panels) * g.cin * kRows;
   const long m_channel = long(kPoints) * tb;
   const long in_plane = long(g.height) * g.width;
-  const int groups = int(tb / kLanes), panels_t = int(tb / kPanel);
-  std::vector<TileGroup> located(groups);
-#pragma omp parallel
-  for (long tile0 = 0; tile0 < g.tiles; tile0 += tb) {
-#pragma omp for schedule(static)
-    for (int grp = 0; grp < groups; ++grp) located[grp] = locate_tiles(g, tile0 + grp * kLanes);
-#pragma omp for collapse(2) schedule(static)
-    for (int grp = 0; grp < groups; ++grp) {
-      for (int c = 0; c < g.cin; ++c) {
-        const TileGroup& group = located[grp];
-        float* v_group = v + (grp / 2) * v_panel + long(c) * kPanel + (grp % 2) * kLanes;
-        const long point_stride = long(g.cin) * kPanel;
-        if (group.row_run && k.input_row) {
-          k.input_row(data + c * in_plane + group.in_offset[0], g.width, v_group, point_stride);
-        } else {
-          k.input(data + c * in_plane, group.in_offset, group.iy, group.ix, g.height, g.width,
-                  v_group, point_stride);
-        }
+  const int groups = int(tb / kLanes), panels_t = int(tb / kPanel), pairs = (panels_t + 1) / 2;
+  auto sync = [parts] {
+    if (parts > 1) {
+#pragma omp barrier
+    }
+  };
+  long begin, end;
+  share(groups, part, parts, &begin, &end);
+  for (long grp = begin; grp < end; ++grp) located[grp] = locate_tiles(g, tile0 + grp * kLanes);
+  sync();
+  share(long(groups) * g.cin, part, parts, &begin, &end);
+  for (long item = begin; item < end; ++item) {
+    const int grp = int(item / g.cin), c = int(item % g.cin);
+    const TileGroup& group = located[grp];
+    float* v_group = v + (grp / 2) * v_panel + long(c) * kPanel + (grp % 2) * kLanes;
+    const long point_stride = long(g.cin) * kPanel;
+    if (group.row_run && k.input_row) {
+      k.input_row(call.data + c * in_plane + group.in_offset[0], g.width, v_group,
+                  point_stride);
+    } else {
+      k.input(call.data + c * in_plane, group.in_offset, group.iy, group.ix, g.height,
+              g.width, v_group, point_stride);
+    }
+  }
+  sync();
+  // Point-major: a point's transformed weights (up to C_out x C_in floats) stay in the
+  // core's L2 while every tile panel passes; tile-major would stream all 36 from L3.
+  share(long(kPoints) * pairs, part, parts, &begin, &end);
+  for (long item = begin; item < end; ++item) {
+    const int point = int(item / pairs), pt = 2 * int(item % pairs);
+    k.gemm(call.u + point * u_point, g.panels, v + pt * v_panel + long(point) * g.cin * kPanel,
+           v_panel, std::min(2, panels_t - pt), g.cin, m + point * tb + pt * kPanel, m_channel);
+  }
+  sync();
+  share(long(g.cout) * groups, part, parts, &begin, &end);
+  for (long item = begin; item < end; ++item) {
+    const int o = int(item / groups), grp = int(item % groups);
+    const TileGroup& group = located[grp];
+    if (!group.valid[0]) continue;
+    alignas(32) float tile[kLanes][kTile][kTile];
+    k.output(m + o * m_channel + grp * kLanes, tb, call.bias ? call.bias[o] : 0.f, call.relu,
+             tile);
+    store_tiles(g, call.out, o, group, tile);
+  }
+  sync();  // before the next block overwrites `located`, v and m
+}
+
+/* The threads share each block when there are fewer blocks than 2 per thread; otherwise
+ * each thread runs whole blocks in its own buffers, with no barrier until the end (a
+ * barrier costs a time slice whenever another process holds one of the cores). */
+bool blocks_per_thread(const Geometry& g, int threads) {
+  return (g.tiles + g.block - 1) / g.block >= 2L * threads;
+}
+
+/* v, m: kPoints x C x TB floats each, times `threads` when blocks_per_thread(). */
+void convolve(const Call& call, int threads, float* v, float* m) {
+  const Geometry& g = call.g;
+  const int groups = g.block / kLanes;
+  const long blocks = (g.tiles + g.block - 1) / g.block;
+  std::vector<TileGroup> located(size_t(groups) * threads);
+  if (blocks_per_thread(g, threads)) {
+    const long v_size = long(kPoints) * g.cin * g.block;
+    const long m_size = long(kPoints) * g.cout_padded() * g.block;
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+      for (long b = 0; b < blocks; ++b) {
+        run_block(call, b * g.block, v + t * v_size, m + t * m_size, &located[t * groups], 0, 1);
       }
     }
-    // Point-major: a point's transformed weights (up to C_out x C_in floats) stay in the
-    // core's L2 while every tile panel passes; tile-major would stream all 36 from L3.
-#pragma omp for collapse(2) schedule(static)
-    for (int point = 0; point < kPoints; ++point) {
-      for (int pair = 0; pair < (panels_t + 1) / 2; ++pair) {
-        const int pt = 2 * pair;
-        k.gemm(u + point * u_point, g.panels, v + pt * v_panel + long(point) * g.cin * kPanel,
-               v_panel, std::min(2, panels_t - pt), g.cin, m + point * tb + pt * kPanel,
-               m_channel);
-      }
-    }
-#pragma omp for collapse(2) schedule(static)
-    for (int o = 0; o < g.cout; ++o) {
-      for (int grp = 0; grp < groups; ++grp) {
-        const TileGroup& group = located[grp];
-        if (!group.valid[0]) continue;
-        alignas(32) float tile[kLanes][kTile][kTile];
-        k.output(m + o * m_channel + grp * kLanes, tb, bias ? bias[o] : 0.f, relu, tile);
-        store_tiles(g, out, o, group, tile);
-      }
+  } else {
+#pragma omp parallel num_threads(threads)
+    for (long b = 0; b < blocks; ++b) {
+      run_block(call, b * g.block, v, m, located.data(), omp_get_thread_num(),
+                omp_get_num_threads());
     }
   }
 }
@@ -538,11 +595,14 @@ class WinogradState : public CustomStatefulOp {
     }
     Geometry g = geometry(data, out);
     float* u = weights(g, weight);
-    float* v = v_.get(size_t(kPoints) * g.cin * g.block);
-    float* m = m_.get(size_t(kPoints) * g.cout_padded() * g.block);
+    const int threads = omp_get_max_threads();
+    const size_t copies = blocks_per_thread(g, threads) ? threads : 1;
+    float* v = v_.get(copies * kPoints * g.cin * g.block);
+    float* m = m_.get(copies * kPoints * g.cout_padded() * g.block);
     if (!u || !v || !m) return fail(kOp, "out of memory for the transformed tiles");
     const float* bias = p_.no_bias ? nullptr : inputs->at(2).data<float>();
-    convolve(g, data.data<float>(), u, bias, p_.relu, v, m, out.data<float>());
+    convolve(Call{g, kernels(), data.data<float>(), u, bias, p_.relu, out.data<float>()},
+             threads, v, m);
     return MX_SUCCESS;
   }
 

@@ -86,6 +86,7 @@ def test_matches_mxnet_convolution_on_network_layer(c_in, c_out, pad, in_h, in_w
     (1, 8, 6, (2, 2), 1, 1),      # the padding wider than the image
     (1, 9, 10, (0, 1), 11, 6),    # unequal pads
     (2, 33, 50, (1, 1), 21, 22),  # more tiles than one vector, odd channel counts
+    (2, 16, 24, (1, 1), 61, 67),  # enough blocks of tiles for a thread each
 ])
 def test_matches_mxnet_convolution_at_borders_and_batches(batch, c_in, c_out, pad, in_h, in_w):
     data, weight, bias = random_conv(c_in, c_out, in_h, in_w, batch)
