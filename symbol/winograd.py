@@ -1,9 +1,10 @@
 """Inference graph pass: eligible 3x3 convolutions run as our Winograd operator.
 
 ``use_winograd(sym, {"data": (1, 3, 300, 300)})`` returns a symbol in which every
-``Convolution`` that is 3x3, stride 1, dilation 1, one group (float32 NCHW is all the
-detector runs) and where :func:`winograd_pays` says our F(4x4, 3x3) operator beats oneDNN's
-direct convolution, is replaced by ``WinogradConv3x3`` (operator/winograd_conv.cc):
+``Convolution`` that is 3x3, stride 1, dilation 1, one group, float32 NCHW and where
+:func:`winograd_pays` says our F(4x4, 3x3) operator beats oneDNN's direct convolution (by
+layer shape, and not where it would read a oneDNN convolution's blocked output) is replaced
+by ``WinogradConv3x3`` (operator/winograd_conv.cc):
 
 * a following ``Activation(relu)`` that is the convolution's only reader is fused into it;
 * a prediction head's zero-filter padding (``common.zero_padded_filters``: Concat of the
@@ -21,6 +22,7 @@ import json
 import os
 
 import mxnet as mx
+import numpy as np
 
 ENV_SWITCH = "MXSSD_WINOGRAD"
 OP_NAME = "WinogradConv3x3"
@@ -158,12 +160,17 @@ class _Graph:
         return mx.sym.load_json(json.dumps(graph))
 
 
-def _shapes(sym, input_shapes):
-    """name -> shape of every argument and internal output."""
+def _shapes_and_types(sym, input_shapes):
+    """name -> shape and name -> dtype of every argument and internal output (inputs
+    float32, as the detector binds them)."""
     internals = sym.get_internals()
     arg_shapes, out_shapes, _ = internals.infer_shape(**input_shapes)
-    return dict(zip(internals.list_outputs(), out_shapes),
-                **dict(zip(internals.list_arguments(), arg_shapes)))
+    _, out_types, _ = internals.infer_type(**{name: "float32" for name in input_shapes})
+    shapes = dict(zip(internals.list_outputs(), out_shapes),
+                  **dict(zip(internals.list_arguments(), arg_shapes)))
+    types = {name: np.dtype(dtype).name for name, dtype in zip(internals.list_outputs(), out_types)
+             if dtype is not None}
+    return shapes, types
 
 
 def use_winograd(sym, input_shapes, enabled=None, pays=winograd_pays):
@@ -175,11 +182,13 @@ def use_winograd(sym, input_shapes, enabled=None, pays=winograd_pays):
         return sym
     from . import operators  # the operator lives in our library
     operators.load()
-    shapes = _shapes(sym, input_shapes)
+    shapes, types = _shapes_and_types(sym, input_shapes)
     graph = _Graph(sym)
     replaced = {}
     for index, node in enumerate(graph.nodes):
-        if not eligible_convolution(node):
+        output = node["name"] + "_output"
+        if not eligible_convolution(node) or types.get(output) != "float32" \
+                or len(shapes.get(output, ())) != 4:
             continue
         rewrite = _winograd_node(graph, index, shapes, pays, replaced)
         if rewrite is None:
@@ -193,42 +202,47 @@ def use_winograd(sym, input_shapes, enabled=None, pays=winograd_pays):
     return graph.symbol(replaced)
 
 
+def _undo_head_padding(graph, index, inputs, num_filter, no_bias):
+    """(inputs, num_filter, index of the crop) of a zero-padded head convolution
+    (``common.zero_padded_filters``) on its true weight and bias; None for any other."""
+    crop = graph.only_reader(index, "slice_axis")
+    weight, bias = graph.unpadded(inputs[1]), None if no_bias else graph.unpadded(inputs[2])
+    if crop is None or weight is None or (not no_bias and bias is None):
+        return None
+    crop_attrs = graph.nodes[crop].get("attrs", {})
+    end_text = crop_attrs.get("end", "None")
+    end = int(end_text) if end_text.isdigit() else 0
+    if (int(crop_attrs.get("axis", "0")) != 1 or int(crop_attrs.get("begin", "0")) != 0
+            or not 0 < end < num_filter):
+        return None
+    return [inputs[0], weight] + ([] if no_bias else [bias]), end, crop
+
+
 def _winograd_node(graph, index, shapes, pays, replaced):
     """(replacement node, index of the last node it stands for) for the convolution at
     ``index``, or None where Winograd does not pay."""
     node = graph.nodes[index]
     attrs = node["attrs"]
-    out_shape = shapes.get(node["name"] + "_output")
-    if out_shape is None or len(out_shape) != 4:
-        return None
+    out_shape = shapes[node["name"] + "_output"]
     inputs = [list(e) for e in node["inputs"]]
     no_bias = attrs.get("no_bias", "False").lower() in ("true", "1")
     num_filter, last = int(attrs["num_filter"]), index
-    crop = graph.only_reader(index, "slice_axis")
-    weight, bias = graph.unpadded(inputs[1]), None if no_bias else graph.unpadded(inputs[2])
-    if crop is not None and weight is not None and (no_bias or bias is not None):
-        crop_attrs = graph.nodes[crop].get("attrs", {})
-        end_text = crop_attrs.get("end", "None")
-        end = int(end_text) if end_text.isdigit() else 0
-        if (int(crop_attrs.get("axis", "0")) == 1 and int(crop_attrs.get("begin", "0")) == 0
-                and 0 < end < num_filter):
-            inputs[1], num_filter, last = weight, end, crop
-            if not no_bias:
-                inputs[2] = bias
+    unpadded = _undo_head_padding(graph, index, inputs, num_filter, no_bias)
+    if unpadded is not None:
+        inputs, num_filter, last = unpadded
     weight_node = graph.nodes[inputs[1][0]]
     if weight_node["op"] != "null":  # a computed weight would be re-transformed every call
         return None
-    weight_shape = shapes.get(weight_node["name"])
     pad = attrs.get("pad", "(0, 0)")
     relu = graph.only_reader(last, "Activation")
     fuse = relu is not None and graph.nodes[relu]["attrs"].get("act_type") == "relu"
-    layer = Layer(node["name"], weight_shape[1], num_filter, (_tuple(pad, (0, 0)) * 2)[:2],
-                  out_shape[2], out_shape[3], fuse, graph.producer(inputs[0], replaced))
+    layer = Layer(node["name"], shapes[weight_node["name"]][1], num_filter,
+                  (_tuple(pad, (0, 0)) * 2)[:2], out_shape[2], out_shape[3], fuse,
+                  graph.producer(inputs[0], replaced))
     if not pays(layer):
         return None
     new = copy.deepcopy(node)
-    new.update(op=OP_NAME, inputs=inputs, name=graph.nodes[relu]["name"] if fuse else
-               graph.nodes[last]["name"])
+    new.update(op=OP_NAME, inputs=inputs, name=graph.nodes[relu if fuse else last]["name"])
     new["attrs"] = {"num_filter": str(num_filter), "pad": pad,
                     "no_bias": str(no_bias), "relu": str(fuse)}
     return new, (relu if fuse else last)

@@ -206,8 +206,10 @@ def test_pass_leaves_ineligible_convolutions_and_obeys_the_switch(monkeypatch):
                                  name="grouped")
     pointwise = mx.sym.Convolution(grouped, kernel=(1, 1), num_filter=32, name="pointwise")
     plain = mx.sym.Convolution(pointwise, kernel=(3, 3), pad=(1, 1), num_filter=32, name="plain")
+    half = mx.sym.Convolution(mx.sym.Cast(plain, dtype="float16"), kernel=(3, 3), pad=(1, 1),
+                              num_filter=32, name="half")
     shapes = {"data": (1, 32, 64, 64)}
-    everywhere = use_winograd(plain, shapes, enabled=True, pays=lambda layer: True)
+    everywhere = use_winograd(half, shapes, enabled=True, pays=lambda layer: True)
     assert [n for n, node in node_ops(everywhere).items() if node["op"] == OP_NAME] == ["plain"]
     single = mx.sym.Convolution(data, kernel=(3, 3), pad=(1, 1), num_filter=64, name="single")
     shapes = {"data": (1, 64, 32, 32)}
