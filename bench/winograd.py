@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 
 from bench import inference  # noqa: E402
 from symbol.winograd import use_winograd, winograd_layers, winograd_pays  # noqa: E402
+from tools import quantize  # noqa: E402
 from tools.caffe_converter.netspec import NetWriter  # noqa: E402
 
 SIDE = 300
@@ -134,16 +135,17 @@ def network_table(sym, rounds, workdir):
             "OpenCV dnn %s fp32" % cv2.__version__: inference.opencv_runner(
                 prototxt, caffemodel, np.ascontiguousarray(data[:, ::-1]))}
     reference, candidate = runs["ours fp32 (oneDNN)"](), runs["ours fp32 (Winograd)"]()
-    confident = reference[0, :, 1] >= 0.01
-    note = ("Winograd vs oneDNN: max |diff| %.1e over all %d output rows; %d rows score "
-            ">= 0.01" % (np.abs(reference - candidate).max(), reference.shape[1],
-                         confident.sum()))
+    notes = []
+    for min_score in (0.01, inference.CONFIDENT):
+        share, score_diff = quantize.detection_agreement(reference, candidate, min_score, 0.99)
+        notes.append("Winograd keeps %.0f%% of oneDNN's detections >= %g (same class, IoU >= "
+                     "0.99; mean |score diff| %.1e)" % (100 * share, min_score, score_diff))
     medians = interleaved_medians(runs, rounds, warmup=2, desc="VGG16 SSD300")
     base = medians["ours fp32 (Winograd)"]
     rows = [(name, "%.2f" % (1 / t), "%.0f" % (t * 1e3), "%.2fx" % (t / base))
             for name, t in medians.items()]
     return format_table(("runtime, batch 1", "img/s", "ms", "ours Winograd speed-up"),
-                        rows) + "\n  " + note
+                        rows) + "".join("\n  " + note for note in notes)
 
 
 def main():

@@ -90,7 +90,8 @@ static void gemm_12x32(const float* u0, const float* u1, const float* v0, const 
   v16 acc[2 * kRows][2];
   for (int r = 0; r < 2 * kRows; ++r) acc[r][0] = acc[r][1] = v16{};
   for (int k = 0; k < cin; ++k) {
-    const v16 b0 = v16(_mm512_loadu_ps(v0 + k * kPanel)), b1 = v16(_mm512_loadu_ps(v1 + k * kPanel));
+    const v16 b0 = v16(_mm512_loadu_ps(v0 + k * kPanel));
+    const v16 b1 = v16(_mm512_loadu_ps(v1 + k * kPanel));
     for (int r = 0; r < 2 * kRows; ++r) {
       const v16 a = v16(_mm512_set1_ps(r < kRows ? u0[k * kRows + r] : u1[k * kRows + r - kRows]));
       acc[r][0] = v16(_mm512_fmadd_ps(__m512(a), __m512(b0), __m512(acc[r][0])));
@@ -401,7 +402,8 @@ TileGroup locate_tiles(const Geometry& g, long tile0) {
   for (int q = 0; q < kLanes; ++q) {
     const long t = tile0 + q;
     group.valid[q] = t < g.tiles;
-    const long n = group.valid[q] ? t / per_image : 0, in_image = group.valid[q] ? t % per_image : 0;
+    const long n = group.valid[q] ? t / per_image : 0;
+    const long in_image = group.valid[q] ? t % per_image : 0;
     group.image[q] = n;
     group.oy[q] = int(in_image / g.tiles_x) * kTile;
     group.ox[q] = int(in_image % g.tiles_x) * kTile;
@@ -594,6 +596,7 @@ class WinogradState : public CustomStatefulOp {
       return fail(kOp, "data, weight and output must be 4-D");
     }
     Geometry g = geometry(data, out);
+    if (g.tiles == 0) return MX_SUCCESS;  // an empty batch
     float* u = weights(g, weight);
     const int threads = omp_get_max_threads();
     const size_t copies = blocks_per_thread(g, threads) ? threads : 1;
@@ -628,8 +631,9 @@ class WinogradState : public CustomStatefulOp {
     // blocks so that the last one is not mostly padding.
     long block = g.cin >= 512 ? kPointBytes / (long(sizeof(float)) * g.cin) : 64;
     block = std::max<long>(2 * kPanel, block);
-    const long blocks = (g.tiles + block - 1) / block;
+    const long blocks = std::max<long>(1, (g.tiles + block - 1) / block);
     block = ((g.tiles + blocks - 1) / blocks + kPanel - 1) / kPanel * kPanel;
+    block = std::max<long>(kPanel, block);
     g.block = int(block);
     g.panels = (g.cout + kRows - 1) / kRows;
     return g;
