@@ -493,7 +493,7 @@ inline void share(long count, int part, int parts, long* begin, long* end) {
 
 /* One block of tiles from tile0: input transform into v, the 36 GEMMs into m, output
  * transform.  With parts > 1 the team's threads share every step (part = this thread),
- * meeting at a barrier after each; with parts == 1 one thread does it all. */
+ * meeting at a barrier after the first two; with parts == 1 one thread does it all. */
 void run_block(const Call& call, long tile0, float* v, float* m, TileGroup* located, int part,
                int parts) {
   const Geometry& g = call.g;
@@ -509,10 +509,12 @@ void run_block(const Call& call, long tile0, float* v, float* m, TileGroup* loca
 #pragma omp barrier
     }
   };
+  // Every thread locates all the block's tiles in its own `located` (cheap), which saves a
+  // barrier here and one at the end: the next block's input transform writes only v, which
+  // this block's GEMMs have finished reading at the barrier after them, and its GEMMs write
+  // m only after the barrier that every thread reaches once done with this block's outputs.
+  for (int grp = 0; grp < groups; ++grp) located[grp] = locate_tiles(g, tile0 + grp * kLanes);
   long begin, end;
-  share(groups, part, parts, &begin, &end);
-  for (long grp = begin; grp < end; ++grp) located[grp] = locate_tiles(g, tile0 + grp * kLanes);
-  sync();
   share(long(groups) * g.cin, part, parts, &begin, &end);
   for (long item = begin; item < end; ++item) {
     const int grp = int(item / g.cin), c = int(item % g.cin);
@@ -547,7 +549,6 @@ void run_block(const Call& call, long tile0, float* v, float* m, TileGroup* loca
              tile);
     store_tiles(g, call.out, o, group, tile);
   }
-  sync();  // before the next block overwrites `located`, v and m
 }
 
 /* The threads share each block when there are fewer blocks than 2 per thread; otherwise
@@ -577,8 +578,8 @@ void convolve(const Call& call, int threads, float* v, float* m) {
   } else {
 #pragma omp parallel num_threads(threads)
     for (long b = 0; b < blocks; ++b) {
-      run_block(call, b * g.block, v, m, located.data(), omp_get_thread_num(),
-                omp_get_num_threads());
+      const int t = omp_get_thread_num();
+      run_block(call, b * g.block, v, m, &located[t * groups], t, omp_get_num_threads());
     }
   }
 }
