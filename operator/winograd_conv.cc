@@ -117,17 +117,32 @@ static void gemm_6x16(const float* u, const float* v, int cin, float* m, long ld
   for (int r = 0; r < kRows; ++r) _mm512_storeu_ps(m + r * ldm, __m512(acc[r]));
 }
 
-/* Input transform of 8 tiles that sit side by side in one tile row, wholly inside the
- * image (src: lane 0's top-left pixel; lane q starts 4q pixels right of it): each patch row
- * of all 8 tiles comes from 34 consecutive floats, three loads and two-source permutes
- * instead of six gathers. */
-static void transform_input_row(const float* src, int width, float* v, long point_stride) {
+/* Bit i set where pixel x0 + i (i < 16) lies in [0, width). */
+static inline __mmask16 inside_mask(int x0, int width) {
+  const int lo = std::max(0, -x0), hi = std::min(16, width - x0);
+  return hi <= lo ? 0 : __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+/* Input transform of 8 tiles that sit side by side in one tile row of one image (src:
+ * lane 0's top-left pixel (iy, ix), which may lie in the padding; lane q starts 4q pixels
+ * right of it): each patch row of all 8 tiles comes from 34 consecutive floats, three
+ * masked loads (pixels outside the image read as zero, and are never touched) and
+ * two-source permutes instead of six gathers. */
+static void transform_input_row(const float* src, int iy, int ix, int height, int width,
+                                float* v, long point_stride) {
   const __m512i first = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __mmask16 mask_a = inside_mask(ix, width), mask_b = inside_mask(ix + 16, width);
+  const __mmask16 mask_tail = inside_mask(ix + 32, width) & 0x3;  // pixels 32 and 33
   v8 w[6][6];
   for (int row = 0; row < 6; ++row) {
+    if (iy + row < 0 || iy + row >= height) {  // a padding row: its transform is zero
+      for (int col = 0; col < 6; ++col) w[row][col] = v8{};
+      continue;
+    }
     const float* line = src + long(row) * width;
-    const __m512 a = _mm512_loadu_ps(line), b = _mm512_loadu_ps(line + 16);
-    const __m512 tail = _mm512_maskz_loadu_ps(0x3, line + 32);  // never reads past pixel 33
+    const __m512 a = _mm512_maskz_loadu_ps(mask_a, line);
+    const __m512 b = _mm512_maskz_loadu_ps(mask_b, line + 16);
+    const __m512 tail = _mm512_maskz_loadu_ps(mask_tail, line + 32);
     v8 z[6];
     for (int col = 0; col < 6; ++col) {
       const __m512i index = _mm512_add_epi32(first, _mm512_set1_epi32(col));
@@ -183,8 +198,9 @@ struct Kernels {
                  float tile[kLanes][kTile][kTile]);
   void (*gemm)(const float* u_point, int panels, const float* v, long panel_stride,
                int tile_panels, int cin, float* m, long ldm);
-  // Optional: 8 tiles side by side in one row, wholly inside the image (TileGroup::row_run).
-  void (*input_row)(const float* src, int width, float* v, long point_stride);
+  // Optional: 8 tiles side by side in one row of one image (TileGroup::row_run).
+  void (*input_row)(const float* src, int iy, int ix, int height, int width, float* v,
+                    long point_stride);
 };
 
 /* The AVX2+FMA kernels where the CPU has both (MXSSD_WINOGRAD_PORTABLE=1 forces the
@@ -392,8 +408,7 @@ struct TileGroup {
   int oy[kLanes], ox[kLanes];   // top-left output pixel
   long image[kLanes];           // image index n
   bool valid[kLanes];
-  bool row_run;                 // side by side in one row of one image, 34 pixels wide
-                                //   and 6 high inside it
+  bool row_run;                 // side by side in one row of one image
 };
 
 TileGroup locate_tiles(const Geometry& g, long tile0) {
@@ -412,9 +427,7 @@ TileGroup locate_tiles(const Geometry& g, long tile0) {
     group.in_offset[q] = int(n * g.cin * g.height * g.width + long(group.iy[q]) * g.width +
                              group.ix[q]);
   }
-  group.row_run = group.valid[kLanes - 1] && group.iy[0] >= 0 && group.ix[0] >= 0 &&
-                  group.iy[0] + kInTile <= g.height &&
-                  group.ix[0] + kTile * (kLanes - 1) + kInTile <= g.width;
+  group.row_run = group.valid[kLanes - 1];
   for (int q = 1; q < kLanes; ++q) {
     group.row_run = group.row_run && group.image[q] == group.image[0] &&
                     group.iy[q] == group.iy[0] && group.ix[q] == group.ix[0] + kTile * q;
@@ -522,8 +535,8 @@ void run_block(const Call& call, long tile0, float* v, float* m, TileGroup* loca
     float* v_group = v + (grp / 2) * v_panel + long(c) * kPanel + (grp % 2) * kLanes;
     const long point_stride = long(g.cin) * kPanel;
     if (group.row_run && k.input_row) {
-      k.input_row(call.data + c * in_plane + group.in_offset[0], g.width, v_group,
-                  point_stride);
+      k.input_row(call.data + c * in_plane + group.in_offset[0], group.iy[0], group.ix[0],
+                  g.height, g.width, v_group, point_stride);
     } else {
       k.input(call.data + c * in_plane, group.in_offset, group.iy, group.ix, g.height,
               g.width, v_group, point_stride);
