@@ -3,8 +3,8 @@
 ``use_winograd(sym, {"data": (1, 3, 300, 300)})`` returns a symbol in which every
 ``Convolution`` that is 3x3, stride 1, dilation 1, one group, float32 NCHW and where
 :func:`winograd_pays` says our F(4x4, 3x3) operator beats oneDNN's direct convolution (by
-layer shape, and not where it would read a oneDNN convolution's blocked output) is replaced
-by ``WinogradConv3x3`` (operator/winograd_conv.cc):
+layer shape, and not where it would read a oneDNN convolution's output on a large map) is
+replaced by ``WinogradConv3x3`` (operator/winograd_conv.cc):
 
 * a following ``Activation(relu)`` that is the convolution's only reader is fused into it;
 * a prediction head's zero-filter padding (``common.zero_padded_filters``: Concat of the
@@ -13,7 +13,9 @@ by ``WinogradConv3x3`` (operator/winograd_conv.cc):
 * the weight and bias variables are the same nodes, so parameter names and shapes -- and
   every checkpoint -- are unchanged; only the operator nodes differ.
 
-For inference binding only (the operator has no backward; training keeps oneDNN).
+For inference binding only (the operator has no backward; training keeps oneDNN).  The
+operator comes with the library that importing the ``symbol`` package loads.  Apply the pass
+when binding, never to a symbol that is saved: checkpoints keep the plain graph.
 ``MXSSD_WINOGRAD=0`` in the environment (or ``enabled=False``) returns ``sym`` unchanged.
 """
 import collections
@@ -33,9 +35,12 @@ OP_NAME = "WinogradConv3x3"
 # transforms and short GEMMs cost more than the 4x fewer multiplications save.
 MIN_IN_CHANNELS = 64
 MIN_OUTPUT_PIXELS = 16 * 16
-# A oneDNN convolution leaves its output in oneDNN's blocked layout; when our operator reads
-# it MXNet first reorders it to NCHW, slowly (measured: 64 x 300 x 300, ~40 ms, more than the
-# layer's whole saving).  These ops keep that layout, so the check looks through them.
+# Reading a oneDNN convolution's output (oneDNN's own layout) costs our operator extra on
+# large maps, where MXNet converts it to NCHW first (measured, 1x1 convolution then ours:
+# +10 ms at 64 x 150 x 150, +27 ms at 128 x 150 x 150, +40 ms at 64 x 300 x 300, more than
+# the layer saves; nothing at 75 x 75 and below).  In between is unmeasured: counted as
+# large.  These ops keep the layout, so the check looks through them.
+LAYOUT_PENALTY_ABOVE_PIXELS = 75 * 75
 LAYOUT_KEEPING_OPS = ("Activation", "BatchNorm")
 
 # An eligible convolution as the Winograd operator would run it (true filter count of a
@@ -47,9 +52,9 @@ Layer = collections.namedtuple(
 
 def winograd_pays(layer):
     """Whether our Winograd operator is expected to be faster than oneDNN for ``layer``."""
-    return (layer.in_channels >= MIN_IN_CHANNELS
-            and layer.out_height * layer.out_width >= MIN_OUTPUT_PIXELS
-            and layer.input_from != "Convolution")
+    pixels = layer.out_height * layer.out_width
+    return (layer.in_channels >= MIN_IN_CHANNELS and pixels >= MIN_OUTPUT_PIXELS
+            and not (layer.input_from == "Convolution" and pixels > LAYOUT_PENALTY_ABOVE_PIXELS))
 
 
 def winograd_layers(sym, input_shapes, pays=winograd_pays):
@@ -180,8 +185,6 @@ def use_winograd(sym, input_shapes, enabled=None, pays=winograd_pays):
     (default on).  ``pays(layer)``: which :class:`Layer` s to convert."""
     if not (enabled_by_environment() if enabled is None else enabled):
         return sym
-    from . import operators  # the operator lives in our library
-    operators.load()
     shapes, types = _shapes_and_types(sym, input_shapes)
     graph = _Graph(sym)
     replaced = {}

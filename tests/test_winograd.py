@@ -181,14 +181,15 @@ def test_pass_converts_vgg16_ssd300_keeping_parameter_names():
     nodes = node_ops(fast)
     converted = {name: node["attrs"] for name, node in nodes.items() if node["op"] == OP_NAME}
     # conv2_1 .. conv5_3 with their ReLUs fused, named after the ReLU; conv1_1 (3 input
-    # channels), conv1_2 (reads conv1_1's oneDNN layout), fc6 (dilated), fc7 (1x1) and the
-    # small maps stay with oneDNN
+    # channels), conv1_2 (reads oneDNN's conv1_1 at 300x300), fc6 (dilated), fc7 (1x1) and
+    # the small maps stay with oneDNN
     assert {"relu%s" % n for n in ("2_1", "2_2", "3_1", "3_2", "3_3", "4_1", "4_2", "4_3",
                                    "5_1", "5_2", "5_3")} <= set(converted)
     assert converted["relu4_3"] == {"num_filter": "512", "pad": "(1, 1)", "no_bias": "False",
                                     "relu": "True"}
     assert all(nodes[name]["op"] == "Convolution"
                for name in ("conv1_1", "conv1_2", "fc6", "fc7", "multi_feat_2_conv_3x3_conv"))
+    assert converted["relu7_cls_pred_conv_crop"]["num_filter"] == "126"  # reads fc7, 19x19
     # a zero-padded head runs on its true weights: 21 classes x 4 anchors, no padding nodes
     head = converted["relu4_3_cls_pred_conv_crop"]
     assert head["num_filter"] == "84" and head["relu"] == "False"
@@ -220,24 +221,32 @@ def test_pass_leaves_ineligible_convolutions_and_obeys_the_switch(monkeypatch):
     assert use_winograd(single, shapes, enabled=False) is single
 
 
-def test_pass_leaves_a_convolution_reading_a_onednn_convolution():
-    """MXNet reorders a oneDNN convolution's blocked output to NCHW for our operator, which
-    costs more than Winograd saves: the pass converts a chain only from its start."""
+def test_pass_leaves_a_convolution_reading_a_onednn_convolution_on_a_large_map():
+    """MXNet converts a oneDNN convolution's output for our operator, which on large maps
+    costs more than Winograd saves: there the pass converts a chain only from its start."""
     data = mx.sym.var("data")
     first = mx.sym.Convolution(data, kernel=(1, 1), num_filter=64, name="first")
     second = mx.sym.Convolution(mx.sym.Activation(first, act_type="relu"), kernel=(3, 3),
-                                pad=(1, 1), num_filter=64, name="second")
+                                pad=(1, 1), num_filter=64, name="second")       # 160 x 160
     pooled = mx.sym.Pooling(second, kernel=(2, 2), stride=(2, 2), pool_type="max")
     third = mx.sym.Convolution(pooled, kernel=(3, 3), pad=(1, 1), num_filter=64, name="third")
     fourth = mx.sym.Convolution(mx.sym.BatchNorm(third, name="bn"), kernel=(3, 3), pad=(1, 1),
                                 num_filter=64, name="fourth")
-    layers = {layer.name: layer for layer in winograd_layers(fourth, {"data": (1, 64, 64, 64)})}
+    pooled = mx.sym.Pooling(mx.sym.Convolution(fourth, kernel=(1, 1), num_filter=64, name="1x1"),
+                            kernel=(2, 2), stride=(2, 2), pool_type="max")
+    fifth = mx.sym.Convolution(mx.sym.Convolution(pooled, kernel=(1, 1), num_filter=64,
+                                                  name="another_1x1"),
+                               kernel=(3, 3), pad=(1, 1), num_filter=64, name="fifth")  # 40 x 40
+    shapes = {"data": (1, 64, 160, 160)}
+    layers = {layer.name: layer for layer in winograd_layers(fifth, shapes)}
     assert layers["second"].input_from == "Convolution"
     assert layers["third"].input_from == "Pooling"
     assert layers["fourth"].input_from == OP_NAME  # through BatchNorm, to converted "third"
+    assert layers["fifth"].input_from == "Convolution"
     ops = {name: node["op"] for name, node in
-           node_ops(use_winograd(fourth, {"data": (1, 64, 64, 64)}, enabled=True)).items()}
-    assert (ops["second"], ops["third"], ops["fourth"]) == ("Convolution", OP_NAME, OP_NAME)
+           node_ops(use_winograd(fifth, shapes, enabled=True)).items()}
+    assert [ops[name] for name in ("second", "third", "fourth", "fifth")] == [
+        "Convolution", OP_NAME, OP_NAME, OP_NAME]
 
 
 def test_pass_keeps_a_relu_that_others_also_read():
