@@ -14,8 +14,8 @@ replaced by ``WinogradConv3x3`` (operator/winograd_conv.cc):
   every checkpoint -- are unchanged; only the operator nodes differ.
 
 For inference binding only (the operator has no backward; training keeps oneDNN).  The
-operator comes with the library that importing the ``symbol`` package loads.  Apply the pass
-when binding, never to a symbol that is saved: checkpoints keep the plain graph.
+operator is in our operator library, which the pass registers (``symbol.operators.load``).
+Apply the pass when binding, never to a symbol that is saved: checkpoints keep the plain graph.
 ``MXSSD_WINOGRAD=0`` in the environment (or ``enabled=False``) returns ``sym`` unchanged.
 """
 import collections
@@ -25,6 +25,8 @@ import os
 
 import mxnet as mx
 import numpy as np
+
+from . import operators
 
 ENV_SWITCH = "MXSSD_WINOGRAD"
 OP_NAME = "WinogradConv3x3"
@@ -185,6 +187,7 @@ def use_winograd(sym, input_shapes, enabled=None, pays=winograd_pays):
     (default on).  ``pays(layer)``: which :class:`Layer` s to convert."""
     if not (enabled_by_environment() if enabled is None else enabled):
         return sym
+    operators.load()
     shapes, types = _shapes_and_types(sym, input_shapes)
     graph = _Graph(sym)
     replaced = {}

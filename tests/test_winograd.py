@@ -10,7 +10,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import symbol  # noqa: F401  (registers our operators)
 from symbol.symbol_factory import get_symbol
 from symbol.winograd import ENV_SWITCH, OP_NAME, use_winograd, winograd_layers
 
@@ -270,14 +269,13 @@ def matched(reference_rows, candidate_rows, min_score):
     return True
 
 
-def test_shipped_model_detections_are_unchanged():
+def test_shipped_model_detections_are_unchanged(shipped_model):
     """All ten 3x3 heads of the shipped MobileNet SSD as Winograd (forced: at 224 pixels the
     speed rule keeps only two), 4 synthetic images: the same detections above 0.01."""
     from test_quantize import synthetic_batch
-    from test_detect import shipped_model_or_skip
-    from detect.detector import available_epochs
-    prefix = shipped_model_or_skip()
-    sym, args, auxs = mx.model.load_checkpoint(prefix, max(available_epochs(prefix)))
+    from symbol import model_io
+    sym, args, auxs = mx.model.load_checkpoint(shipped_model,
+                                               model_io.saved_epochs(shipped_model)[-1])
     images = synthetic_batch("val", 4, 224)
     fast = use_winograd(sym, {"data": images.shape}, enabled=True, pays=lambda layer: True)
     assert sum(node["op"] == OP_NAME for node in node_ops(fast).values()) == 10
