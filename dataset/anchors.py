@@ -15,7 +15,7 @@ from collections import namedtuple
 import mxnet as mx
 import numpy as np
 
-import symbol as _registers_multibox_operators  # noqa: F401
+from symbol import operators
 from symbol.common import anchors_per_position, feature_shape, multi_layer_feature
 from symbol.symbol_builder import TARGET_SETTINGS, build_backbone
 from symbol.symbol_factory import get_config
@@ -64,6 +64,7 @@ def anchor_layers(network, data_shape, **overrides):
 
 def prior_boxes(layer):
     """MultiBoxPrior's anchors of `layer`: (rows * cols * per_cell, 4) corner boxes."""
+    operators.load()   # registers mx.nd.MultiBoxPrior (cheap after the first call)
     feature = mx.nd.zeros((1, 1) + tuple(layer.grid))
     anchors = mx.nd.MultiBoxPrior(feature, sizes=tuple(layer.sizes), ratios=tuple(layer.ratios),
                                   steps=layer.step, clip=layer.clip)

@@ -1,6 +1,8 @@
-"""Symbol-API SSD network builders.  Importing this package registers the project's
-MultiBox operators (``mx.sym.MultiBoxPrior`` / ``MultiBoxTarget`` / ``MultiBoxDetection``)."""
-import mxssd_compat  # noqa: F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
-from . import operators
+"""Symbol-API SSD network builders.
 
-operators.load()
+Importing this package is cheap: it neither builds nor loads the project's MultiBox operator
+library.  ``symbol.operators.load()`` registers ``mx.sym.MultiBoxPrior`` / ``MultiBoxTarget``
+/ ``MultiBoxDetection`` (building the library first if needed; later calls return at once);
+the functions that build or load graphs (``symbol_factory``, ``model_io``) call it themselves.
+"""
+import mxssd_compat  # noqa: F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
