@@ -23,8 +23,6 @@ using namespace mxnet::ext;  // NOLINT
 namespace mxssd {
 namespace {
 
-constexpr const char* kOp = "MultiBoxDetection";
-
 template <typename DType>
 struct Scratch {
   std::vector<DType> candidates;           // compacted rows before sorting
@@ -145,40 +143,41 @@ MXReturnValue detection_parse_attrs(const Attrs& attrs, int* num_in, int* num_ou
 
 MXReturnValue detection_infer_type(const Attrs&, std::vector<int>* in_types,
                                    std::vector<int>* out_types) {
-  return infer_float_type(kOp, *in_types, out_types, 1);
+  return infer_float_type(kDetectionOp, *in_types, out_types, 1);
 }
 
 MXReturnValue detection_infer_shape(const Attrs& attrs, std::vector<std::vector<unsigned>>* in,
                                     std::vector<std::vector<unsigned>>* out) {
   DetectionParams p;
   if (!parse_detection(attrs, &p)) return MX_FAIL;
+  if (!check_all_extents(kDetectionOp, {"cls_prob", "loc_pred", "anchor"}, *in)) return MX_FAIL;
   const auto& cls_prob = in->at(0);
   const auto& loc_pred = in->at(1);
   const auto& anchor = in->at(2);
   if (anchor.size() != 3 || anchor[0] != 1 || anchor[1] == 0 || anchor[2] != 4) {
-    return fail(kOp, "input 'anchor' must have shape (1, num_anchors, 4), got " +
+    return fail(kDetectionOp, "input 'anchor' must have shape (1, num_anchors, 4), got " +
                          shape_str(anchor));
   }
   if (cls_prob.size() != 3 || cls_prob[1] < 2) {
-    return fail(kOp, "input 'cls_prob' must have shape (batch, num_classes + 1 >= 2, "
+    return fail(kDetectionOp, "input 'cls_prob' must have shape (batch, num_classes + 1 >= 2, "
                      "num_anchors), got " + shape_str(cls_prob));
   }
   if (cls_prob[2] != anchor[1]) {
-    return fail(kOp, "input 'cls_prob' has " + std::to_string(cls_prob[2]) +
+    return fail(kDetectionOp, "input 'cls_prob' has " + std::to_string(cls_prob[2]) +
                          " anchors but 'anchor' has " + std::to_string(anchor[1]));
   }
   if (loc_pred.size() != 2 || loc_pred[0] != cls_prob[0] || loc_pred[1] != anchor[1] * 4) {
-    return fail(kOp, "input 'loc_pred' must have shape (batch, 4 * num_anchors) = (" +
+    return fail(kDetectionOp, "input 'loc_pred' must have shape (batch, 4 * num_anchors) = (" +
                          std::to_string(cls_prob[0]) + "," + std::to_string(anchor[1] * 4) +
                          "), got " + shape_str(loc_pred));
   }
   if (unsigned(p.background_id) >= cls_prob[1]) {
-    return fail(kOp, "argument 'background_id' (" + std::to_string(p.background_id) +
+    return fail(kDetectionOp, "argument 'background_id' (" + std::to_string(p.background_id) +
                          ") must be less than the number of classes in 'cls_prob' (" +
                          std::to_string(cls_prob[1]) + ")");
   }
-  out->at(0) = {cls_prob[0], anchor[1], 6u};
-  return MX_SUCCESS;
+  out->at(0) = {cls_prob[0], anchor[1], unsigned(kRow)};
+  return check_extents(kDetectionOp, "output", out->at(0));
 }
 
 }  // namespace

@@ -16,8 +16,6 @@ using namespace mxnet::ext;  // NOLINT
 namespace mxssd {
 namespace {
 
-constexpr const char* kOp = "MultiBoxDetection";
-
 struct Dims {
   int batch, num_classes, num_anchors;
 };
@@ -135,7 +133,7 @@ MXReturnValue detection_forward(const DetectionParams& p, std::vector<MXTensor>*
   }
   emit_kernel<<<per_anchor, kThreads, 0, stream>>>(d, p.nms_topk, b, result);
   nms_kernel<<<d.batch, kThreads, 0, stream>>>(d, p, b, result);
-  return cuda_ok(kOp, cudaPeekAtLastError()) ? MX_SUCCESS : MX_FAIL;
+  return cuda_ok(kDetectionOp, cudaPeekAtLastError()) ? MX_SUCCESS : MX_FAIL;
 }
 
 }  // namespace

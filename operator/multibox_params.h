@@ -22,6 +22,11 @@ using mxnet::ext::MXReturnValue;
 using mxnet::ext::MXTensor;
 using mxnet::ext::OpResource;
 
+// The registered operator names, used in every error message.
+constexpr const char* kPriorOp = "MultiBoxPrior";
+constexpr const char* kTargetOp = "MultiBoxTarget";
+constexpr const char* kDetectionOp = "MultiBoxDetection";
+
 constexpr int kMaxPriorShapes = 64;  // anchors per cell; ample for any SSD preset
 
 struct PriorParams {
@@ -63,6 +68,16 @@ MXReturnValue fail(const char* op, const std::string& message);
 
 /* Shape text such as "(2,3,4)" for error messages. */
 std::string shape_str(const std::vector<unsigned int>& shape);
+
+/* Fails (naming `op` and `what`) unless every dimension of `shape` is known and positive and
+ * the element count fits the kernels' int indexing.  MXNet passes a zero-size or unknown
+ * dimension as 0 or 2^32 - 1, which the shape rules alone would let through. */
+MXReturnValue check_extents(const char* op, const char* what,
+                            const std::vector<unsigned int>& shape);
+
+/* check_extents() for every shape of `shapes`, named input 'names[i]'. */
+MXReturnValue check_all_extents(const char* op, const std::vector<const char*>& names,
+                                const std::vector<std::vector<unsigned int>>& shapes);
 
 /* All inputs must share one floating dtype (float32 or float64); outputs get it too. */
 MXReturnValue infer_float_type(const char* op, const std::vector<int>& in_types,

@@ -36,7 +36,7 @@ MXReturnValue prior_forward_gpu(const Attrs& attrs, std::vector<MXTensor>* input
   } else {
     prior_kernel<<<blocks_for(count), kThreads, 0, stream>>>(grid, per_cell, out.data<float>());
   }
-  return cuda_ok("MultiBoxPrior", cudaPeekAtLastError()) ? MX_SUCCESS : MX_FAIL;
+  return cuda_ok(kPriorOp, cudaPeekAtLastError()) ? MX_SUCCESS : MX_FAIL;
 }
 
 MXReturnValue zero_gradients_gpu(const Attrs&, std::vector<MXTensor>*,

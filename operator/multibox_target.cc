@@ -26,8 +26,6 @@ using namespace mxnet::ext;  // NOLINT
 namespace mxssd {
 namespace {
 
-constexpr const char* kOp = "MultiBoxTarget";
-
 template <typename DType>
 struct ImageTargets {
   const DType* anchors;   // (A, 4)
@@ -85,17 +83,9 @@ int match_bipartite(const Sizes& s, int num_gt, Scratch<DType>* w) {
   for (int k = 0; k < num_gt; ++k) w->best_anchor[k] = best_free_anchor(*w, k, A);
   int num_positive = 0;
   for (int round = 0; round < num_gt; ++round) {
-    int pick = -1;
-    DType pick_iou = DType(kMinMatchIoU);
-    for (int k = 0; k < num_gt; ++k) {
-      if (w->gt_matched[k]) continue;
-      int j = w->best_anchor[k];
-      DType v = w->iou[size_t(k) * A + j];
-      if (v > pick_iou || (pick >= 0 && v == pick_iou && j < w->best_anchor[pick])) {
-        pick = k;
-        pick_iou = v;
-      }
-    }
+    DType pick_iou;
+    const int pick = next_bipartite_pair(w->iou.data(), A, num_gt, w->best_anchor.data(),
+                                         w->gt_matched.data(), &pick_iou);
     if (pick < 0) break;  // no remaining pair overlaps
     const int anchor = w->best_anchor[pick];
     w->flag[anchor] = kPositive;
@@ -233,7 +223,7 @@ MXReturnValue target_forward(const TargetParams& p, std::vector<MXTensor>* input
     }
   }
   if (failed_image >= 0) {
-    return fail(kOp, "input 'label', image " + std::to_string(failed_image) + ": " + error);
+    return fail(kTargetOp, "input 'label', image " + std::to_string(failed_image) + ": " + error);
   }
   return MX_SUCCESS;
 }
@@ -256,38 +246,39 @@ MXReturnValue target_parse_attrs(const Attrs& attrs, int* num_in, int* num_out) 
 
 MXReturnValue target_infer_type(const Attrs&, std::vector<int>* in_types,
                                 std::vector<int>* out_types) {
-  return infer_float_type(kOp, *in_types, out_types, 3);
+  return infer_float_type(kTargetOp, *in_types, out_types, 3);
 }
 
 MXReturnValue target_infer_shape(const Attrs&, std::vector<std::vector<unsigned>>* in,
                                  std::vector<std::vector<unsigned>>* out) {
+  if (!check_all_extents(kTargetOp, {"anchor", "label", "cls_pred"}, *in)) return MX_FAIL;
   const auto& anchor = in->at(0);
   const auto& label = in->at(1);
   const auto& cls_pred = in->at(2);
   if (anchor.size() != 3 || anchor[0] != 1 || anchor[1] == 0 || anchor[2] != 4) {
-    return fail(kOp, "input 'anchor' must have shape (1, num_anchors, 4), got " +
+    return fail(kTargetOp, "input 'anchor' must have shape (1, num_anchors, 4), got " +
                          shape_str(anchor));
   }
   if (label.size() != 3 || label[1] == 0 || label[2] < 5) {
-    return fail(kOp, "input 'label' must have shape (batch, num_labels, label_width >= 5) with "
+    return fail(kTargetOp, "input 'label' must have shape (batch, num_labels, label_width >= 5) with "
                      "rows [class, xmin, ymin, xmax, ymax, ...], got " + shape_str(label));
   }
   if (cls_pred.size() != 3 || cls_pred[1] == 0) {
-    return fail(kOp, "input 'cls_pred' must have shape (batch, num_classes + 1, num_anchors), "
+    return fail(kTargetOp, "input 'cls_pred' must have shape (batch, num_classes + 1, num_anchors), "
                      "got " + shape_str(cls_pred));
   }
   if (cls_pred[2] != anchor[1]) {
-    return fail(kOp, "input 'cls_pred' has " + std::to_string(cls_pred[2]) +
+    return fail(kTargetOp, "input 'cls_pred' has " + std::to_string(cls_pred[2]) +
                          " anchors but 'anchor' has " + std::to_string(anchor[1]));
   }
   if (cls_pred[0] != label[0]) {
-    return fail(kOp, "batch size of 'cls_pred' (" + std::to_string(cls_pred[0]) +
+    return fail(kTargetOp, "batch size of 'cls_pred' (" + std::to_string(cls_pred[0]) +
                          ") differs from 'label' (" + std::to_string(label[0]) + ")");
   }
   out->at(0) = {label[0], anchor[1] * 4};
   out->at(1) = {label[0], anchor[1] * 4};
   out->at(2) = {label[0], anchor[1]};
-  return MX_SUCCESS;
+  return check_extents(kTargetOp, "output 'loc_target'", out->at(0));
 }
 
 }  // namespace

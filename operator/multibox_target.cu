@@ -17,8 +17,6 @@ using namespace mxnet::ext;  // NOLINT
 namespace mxssd {
 namespace {
 
-constexpr const char* kOp = "MultiBoxTarget";
-
 struct Dims {
   int batch, num_anchors, num_labels, label_width, num_classes;
 };
@@ -113,16 +111,8 @@ __global__ void bipartite_kernel(Dims d, Buffers<DType> b, int* best_anchor, cha
   __syncthreads();
   for (int round = 0; round < G; ++round) {
     if (threadIdx.x == 0) {
-      int pick = -1;
-      DType pick_iou = DType(kMinMatchIoU);
-      for (int k = 0; k < G; ++k) {
-        if (matched[k]) continue;
-        DType v = iou[size_t(k) * A + best[k]];
-        if (v > pick_iou || (pick >= 0 && v == pick_iou && best[k] < best[pick])) {
-          pick = k;
-          pick_iou = v;
-        }
-      }
+      DType pick_iou;
+      const int pick = next_bipartite_pair(iou, A, G, best, matched, &pick_iou);
       s_pick = pick;
       if (pick >= 0) {
         int anchor = best[pick];
@@ -271,15 +261,15 @@ MXReturnValue target_forward(const TargetParams& p, std::vector<MXTensor>* input
   write_kernel<<<per_anchor, kThreads, 0, stream>>>(
       d, p, anchors, labels, b, outputs->at(0).data<DType>(), outputs->at(1).data<DType>(),
       outputs->at(2).data<DType>());
-  if (!cuda_ok(kOp, cudaPeekAtLastError())) return MX_FAIL;
+  if (!cuda_ok(kTargetOp, cudaPeekAtLastError())) return MX_FAIL;
 
   std::vector<int> bad_rows(d.batch);
   cudaMemcpyAsync(bad_rows.data(), b.bad_row, d.batch * sizeof(int), cudaMemcpyDeviceToHost,
                   stream);
-  if (!cuda_ok(kOp, cudaStreamSynchronize(stream))) return MX_FAIL;
+  if (!cuda_ok(kTargetOp, cudaStreamSynchronize(stream))) return MX_FAIL;
   for (int n = 0; n < d.batch; ++n) {
     if (bad_rows[n] >= 0) {
-      return fail(kOp, "input 'label', image " + std::to_string(n) + ": label row " +
+      return fail(kTargetOp, "input 'label', image " + std::to_string(n) + ": label row " +
                            std::to_string(bad_rows[n]) +
                            " has class -1 (padding) but other values; padding rows must be all -1");
     }

@@ -44,13 +44,37 @@ MXSSD_HD DType background_probability(const DType* cls_pred, int anchor, int num
   return exp_of(cls_pred[anchor] - max_val) / sum;
 }
 
+/* The next pair of greedy bipartite matching: among the unmatched ground truths that still
+ * have a free anchor (best_anchor[k] >= 0; with more ground truths than anchors some have
+ * none and are skipped, as in MXNet's contrib operator), the one whose best free anchor has
+ * the highest IoU above kMinMatchIoU, ties to the lower anchor index.  `iou` is (G, A).
+ * Returns the ground truth (-1 when no pair is left) and its IoU in *pick_iou. */
+template <typename DType>
+MXSSD_HD int next_bipartite_pair(const DType* iou, int num_anchors, int num_gt,
+                                 const int* best_anchor, const char* gt_matched,
+                                 DType* pick_iou) {
+  int pick = -1;
+  *pick_iou = DType(kMinMatchIoU);
+  for (int k = 0; k < num_gt; ++k) {
+    const int j = best_anchor[k];
+    if (gt_matched[k] || j < 0) continue;
+    const DType v = iou[static_cast<long long>(k) * num_anchors + j];
+    if (v > *pick_iou || (pick >= 0 && v == *pick_iou && j < best_anchor[pick])) {
+      pick = k;
+      *pick_iou = v;
+    }
+  }
+  return pick;
+}
+
 /* How many hard negatives to mine: ratio x positives (truncated like MXNet), at least the
  * minimum, at most the anchors that are not positive. */
 MXSSD_HD int negatives_to_mine(int num_positive, int num_anchors, float ratio, int minimum) {
-  int n = static_cast<int>(num_positive * ratio);
+  const int most = num_anchors - num_positive;
+  const float wanted = num_positive * ratio;  // clamped before the cast: no int overflow
+  int n = wanted >= float(most) ? most : static_cast<int>(wanted);
   if (n < minimum) n = minimum;
-  if (n > num_anchors - num_positive) n = num_anchors - num_positive;
-  return n;
+  return n > most ? most : n;
 }
 
 /* Targets of one anchor from its flag and matched ground-truth row. */
