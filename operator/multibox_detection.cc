@@ -125,11 +125,10 @@ MXReturnValue detection_forward_cpu(const Attrs& attrs, std::vector<MXTensor>* i
                                     std::vector<MXTensor>* outputs, const OpResource&) {
   DetectionParams p;
   if (!parse_detection(attrs, &p)) return MX_FAIL;
-  if (inputs->at(0).dtype == kFloat64) {
-    detection_forward<double>(p, inputs, &outputs->at(0));
-  } else {
-    detection_forward<float>(p, inputs, &outputs->at(0));
-  }
+  dispatch_float(inputs->at(0).dtype, [&](auto zero) {
+    detection_forward<decltype(zero)>(p, inputs, &outputs->at(0));
+    return 0;
+  });
   return MX_SUCCESS;
 }
 

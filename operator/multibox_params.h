@@ -63,6 +63,13 @@ bool parse_prior(const Attrs& attrs, PriorParams* params);
 bool parse_target(const Attrs& attrs, TargetParams* params);
 bool parse_detection(const Attrs& attrs, DetectionParams* params);
 
+/* Calls fn(float()) or fn(double()) after the inputs' dtype (float32 or float64; infer_type
+ * admits no other), so each forward is written once as a template. */
+template <typename Fn>
+auto dispatch_float(int dtype, Fn fn) {
+  return dtype == mxnet::ext::kFloat64 ? fn(double(0)) : fn(float(0));
+}
+
 /* Reports `message` as the error MXNet raises, prefixed with the operator name. */
 MXReturnValue fail(const char* op, const std::string& message);
 

@@ -67,11 +67,10 @@ MXReturnValue prior_forward_cpu(const Attrs& attrs, std::vector<MXTensor>* input
   const MXTensor& data = inputs->at(0);
   MXTensor& out = outputs->at(0);
   const int height = int(data.shape[2]), width = int(data.shape[3]);
-  if (out.dtype == kFloat64) {
-    prior_forward(p, height, width, out.data<double>());
-  } else {
-    prior_forward(p, height, width, out.data<float>());
-  }
+  dispatch_float(out.dtype, [&](auto zero) {
+    prior_forward(p, height, width, out.data<decltype(zero)>());
+    return 0;
+  });
   return MX_SUCCESS;
 }
 

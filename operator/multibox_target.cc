@@ -84,8 +84,10 @@ int match_bipartite(const Sizes& s, int num_gt, Scratch<DType>* w) {
   int num_positive = 0;
   for (int round = 0; round < num_gt; ++round) {
     DType pick_iou;
-    const int pick = next_bipartite_pair(w->iou.data(), A, num_gt, w->best_anchor.data(),
-                                         w->gt_matched.data(), &pick_iou);
+    const DType* iou = w->iou.data();
+    const int pick = next_bipartite_pair(
+        num_gt, w->best_anchor.data(), w->gt_matched.data(),
+        [iou, A](int k, int j) { return iou[size_t(k) * A + j]; }, &pick_iou);
     if (pick < 0) break;  // no remaining pair overlaps
     const int anchor = w->best_anchor[pick];
     w->flag[anchor] = kPositive;
@@ -134,7 +136,8 @@ void mine_hard_negatives(const ImageTargets<DType>& img, const Sizes& s, int num
   w->candidates.clear();
   for (int j = 0; j < s.num_anchors; ++j) {
     if (w->flag[j] == kIgnored && w->best_iou[j] < mining_thresh) {
-      w->candidates.emplace_back(background_probability(img.cls_pred, j, s.num_anchors, s.num_classes), j);
+      DType prob = background_probability(img.cls_pred, j, s.num_anchors, s.num_classes);
+      w->candidates.emplace_back(mining_key(prob), j);
     }
   }
   num_negative = std::min<int>(num_negative, int(w->candidates.size()));
@@ -232,8 +235,9 @@ MXReturnValue target_forward_cpu(const Attrs& attrs, std::vector<MXTensor>* inpu
                                  std::vector<MXTensor>* outputs, const OpResource&) {
   TargetParams p;
   if (!parse_target(attrs, &p)) return MX_FAIL;
-  if (inputs->at(0).dtype == kFloat64) return target_forward<double>(p, inputs, outputs);
-  return target_forward<float>(p, inputs, outputs);
+  return dispatch_float(inputs->at(0).dtype, [&](auto zero) {
+    return target_forward<decltype(zero)>(p, inputs, outputs);
+  });
 }
 
 MXReturnValue target_parse_attrs(const Attrs& attrs, int* num_in, int* num_out) {

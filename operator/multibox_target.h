@@ -47,24 +47,33 @@ MXSSD_HD DType background_probability(const DType* cls_pred, int anchor, int num
 /* The next pair of greedy bipartite matching: among the unmatched ground truths that still
  * have a free anchor (best_anchor[k] >= 0; with more ground truths than anchors some have
  * none and are skipped, as in MXNet's contrib operator), the one whose best free anchor has
- * the highest IoU above kMinMatchIoU, ties to the lower anchor index.  `iou` is (G, A).
+ * the highest IoU above kMinMatchIoU, ties to the lower anchor index.  iou(k, j) gives the
+ * IoU of ground truth k and anchor j (stored on the CPU, recomputed on the GPU).
  * Returns the ground truth (-1 when no pair is left) and its IoU in *pick_iou. */
-template <typename DType>
-MXSSD_HD int next_bipartite_pair(const DType* iou, int num_anchors, int num_gt,
-                                 const int* best_anchor, const char* gt_matched,
-                                 DType* pick_iou) {
+template <typename DType, typename IoU>
+MXSSD_HD int next_bipartite_pair(int num_gt, const int* best_anchor, const char* gt_matched,
+                                 IoU iou, DType* pick_iou) {
   int pick = -1;
   *pick_iou = DType(kMinMatchIoU);
   for (int k = 0; k < num_gt; ++k) {
     const int j = best_anchor[k];
     if (gt_matched[k] || j < 0) continue;
-    const DType v = iou[static_cast<long long>(k) * num_anchors + j];
+    const DType v = iou(k, j);
     if (v > *pick_iou || (pick >= 0 && v == *pick_iou && j < best_anchor[pick])) {
       pick = k;
       *pick_iou = v;
     }
   }
   return pick;
+}
+
+/* Key by which hard negatives are ranked (ascending, ties by anchor): the background
+ * probability, with NaN (from non-finite logits) ranked last and -0 as +0, so that the CPU's
+ * comparison sort and the GPU's radix sort (which orders raw bits) agree on every input. */
+template <typename DType>
+MXSSD_HD DType mining_key(DType background_probability) {
+  return background_probability == background_probability ? background_probability + DType(0)
+                                                          : DType(2);
 }
 
 /* How many hard negatives to mine: ratio x positives (truncated like MXNet), at least the
