@@ -22,7 +22,7 @@ constexpr int kThreads = 256;
 /* One thread per item over a 1-D grid (gridDim.x allows 2^31 - 1 blocks; y and z only 65535). */
 inline unsigned blocks_for(long long n) { return unsigned((n + kThreads - 1) / kThreads); }
 
-__device__ __forceinline__ long long global_index() {
+__device__ inline long long global_index() {
   return blockIdx.x * (long long)blockDim.x + threadIdx.x;
 }
 

@@ -182,13 +182,13 @@ MXReturnValue detection_infer_shape(const Attrs& attrs, std::vector<std::vector<
 }  // namespace
 }  // namespace mxssd
 
-REGISTER_OP(MultiBoxDetection)
+REGISTER_OP(MXSSD_OP_NAME(MultiBoxDetection))
     .setParseAttrs(mxssd::detection_parse_attrs)
     .setInferType(mxssd::detection_infer_type)
     .setInferShape(mxssd::detection_infer_shape)
-    .setForward(mxssd::detection_forward_cpu, "cpu")
+    .setForward(MXSSD_CPU_FORWARD(mxssd::detection_forward_cpu, mxssd::detection_forward_gpu), "cpu")
     .setBackward(mxssd::zero_gradients_cpu, "cpu")
-#if MXSSD_WITH_CUDA
+#if MXSSD_REGISTER_GPU
     .setForward(mxssd::detection_forward_gpu, "gpu")
     .setBackward(mxssd::zero_gradients_gpu, "gpu")
 #endif

@@ -130,8 +130,9 @@ MXReturnValue detection_forward(const DetectionParams& p, std::vector<MXTensor>*
                int(inputs->at(0).shape[2])};
   cudaStream_t stream = static_cast<cudaStream_t>(res.get_cuda_stream());
   Buffers<DType> b{};
-  if (!cuda_ok(kDetectionOp, score_sort(d, b).size(stream))) return MX_FAIL;
-  b.sort_temp_bytes = score_sort(d, b).temp_bytes;
+  SegmentedSort<DType> sizing = score_sort(d, b);  // CUB's temp storage joins the scratch
+  if (!cuda_ok(kDetectionOp, sizing.size(stream))) return MX_FAIL;
+  b.sort_temp_bytes = sizing.temp_bytes;
   if (!allocate_scratch(kDetectionOp, res, [&](ScratchArena* arena) { layout(d, arena, &b); })) {
     return MX_FAIL;
   }

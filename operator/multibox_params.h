@@ -105,6 +105,28 @@ MXReturnValue detection_forward_gpu(const Attrs& attrs, std::vector<MXTensor>* i
                                     std::vector<MXTensor>* outputs, const OpResource& res);
 #endif
 
+/* Registration: the CUDA build adds "gpu" forwards.  The emulated GPU build of the test harness
+ * (tests/gpu_emulation) registers the operators as <name>_emulated instead, whose "cpu" forward
+ * runs the *_gpu entry point on HIP-CPU. */
+#if MXSSD_EMULATED_GPU
+using Forward = MXReturnValue (*)(const Attrs&, std::vector<MXTensor>*, std::vector<MXTensor>*,
+                                  const OpResource&);
+MXReturnValue run_emulated(Forward gpu_forward, const Attrs& attrs, std::vector<MXTensor>* inputs,
+                           std::vector<MXTensor>* outputs, const OpResource& res);
+template <Forward gpu_forward>
+MXReturnValue emulated_forward(const Attrs& attrs, std::vector<MXTensor>* inputs,
+                               std::vector<MXTensor>* outputs, const OpResource& res) {
+  return run_emulated(gpu_forward, attrs, inputs, outputs, res);
+}
+#define MXSSD_OP_NAME(name) name##_emulated
+#define MXSSD_CPU_FORWARD(cpu_forward, gpu_forward) mxssd::emulated_forward<gpu_forward>
+#define MXSSD_REGISTER_GPU 0
+#else
+#define MXSSD_OP_NAME(name) name
+#define MXSSD_CPU_FORWARD(cpu_forward, gpu_forward) cpu_forward
+#define MXSSD_REGISTER_GPU MXSSD_WITH_CUDA
+#endif
+
 }  // namespace mxssd
 
 #endif  // MXSSD_MULTIBOX_PARAMS_H_

@@ -77,13 +77,13 @@ MXReturnValue prior_forward_cpu(const Attrs& attrs, std::vector<MXTensor>* input
 }  // namespace
 }  // namespace mxssd
 
-REGISTER_OP(MultiBoxPrior)
+REGISTER_OP(MXSSD_OP_NAME(MultiBoxPrior))
     .setParseAttrs(mxssd::prior_parse_attrs)
     .setInferType(mxssd::prior_infer_type)
     .setInferShape(mxssd::prior_infer_shape)
-    .setForward(mxssd::prior_forward_cpu, "cpu")
+    .setForward(MXSSD_CPU_FORWARD(mxssd::prior_forward_cpu, mxssd::prior_forward_gpu), "cpu")
     .setBackward(mxssd::zero_gradients_cpu, "cpu")
-#if MXSSD_WITH_CUDA
+#if MXSSD_REGISTER_GPU
     .setForward(mxssd::prior_forward_gpu, "gpu")
     .setBackward(mxssd::zero_gradients_gpu, "gpu")
 #endif

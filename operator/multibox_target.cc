@@ -288,13 +288,13 @@ MXReturnValue target_infer_shape(const Attrs&, std::vector<std::vector<unsigned>
 }  // namespace
 }  // namespace mxssd
 
-REGISTER_OP(MultiBoxTarget)
+REGISTER_OP(MXSSD_OP_NAME(MultiBoxTarget))
     .setParseAttrs(mxssd::target_parse_attrs)
     .setInferType(mxssd::target_infer_type)
     .setInferShape(mxssd::target_infer_shape)
-    .setForward(mxssd::target_forward_cpu, "cpu")
+    .setForward(MXSSD_CPU_FORWARD(mxssd::target_forward_cpu, mxssd::target_forward_gpu), "cpu")
     .setBackward(mxssd::zero_gradients_cpu, "cpu")
-#if MXSSD_WITH_CUDA
+#if MXSSD_REGISTER_GPU
     .setForward(mxssd::target_forward_gpu, "gpu")
     .setBackward(mxssd::zero_gradients_gpu, "gpu")
 #endif

@@ -260,8 +260,11 @@ MXReturnValue target_forward(const TargetParams& p, std::vector<MXTensor>* input
   cudaStream_t stream = static_cast<cudaStream_t>(res.get_cuda_stream());
   const bool mined = p.negative_mining_ratio > 0.f;
   Buffers<DType> b{};
-  if (mined && !cuda_ok(kTargetOp, mining_sort(d, b).size(stream))) return MX_FAIL;
-  b.sort_temp_bytes = mined ? mining_sort(d, b).temp_bytes : 0;
+  if (mined) {  // CUB's temp storage is carved from the same scratch block
+    SegmentedSort<DType> sizing = mining_sort(d, b);
+    if (!cuda_ok(kTargetOp, sizing.size(stream))) return MX_FAIL;
+    b.sort_temp_bytes = sizing.temp_bytes;
+  }
   if (!allocate_scratch(kTargetOp, res, [&](ScratchArena* arena) { layout(d, arena, &b); })) {
     return MX_FAIL;
   }
