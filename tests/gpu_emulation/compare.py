@@ -105,6 +105,55 @@ def prior_cases():
             yield "MultiBoxPrior", [np.zeros(shape)], params, dtype
 
 
+def named_cases():
+    """Inputs on which the GPU code used to go wrong (issue #17), each checked like any case."""
+    rng = np.random.RandomState(7)
+    objects = [[k % 3, 0.1 + 0.012 * k, 0.1, 0.6 + 0.012 * k, 0.62] for k in range(11)]
+    many_rows = random_labels(rng, 32, 1000, 40)
+    return {
+        # 11 objects all overlapping 10 anchors: the 11th has no free anchor (was: written
+        # through anchor -1 into the previous image's last anchor).
+        "more_objects_than_anchors": ("MultiBoxTarget", [
+            np.array([[0.1 + 0.01 * j, 0.1, 0.6 + 0.01 * j, 0.6] for j in range(10)])[None],
+            np.array([objects, objects]), rng.randn(2, 4, 10)], dict(negative_mining_ratio=3),
+            "float32"),
+        # SSD512, batch 32, 1000 label rows (was: batch x rows x anchors IoU scratch, an int
+        # byte count that wrapped negative).
+        "ssd512_batch32_1000_rows": ("MultiBoxTarget", [
+            ssd_anchors(512), many_rows, rng.randn(32, 21, 24564)],
+            dict(negative_mining_ratio=3), "float32"),
+        # More images than gridDim.y allows (was: one grid row per image).
+        "batch_70000_target": ("MultiBoxTarget", [
+            random_anchors(rng, 3), random_labels(rng, 70000, 2, 2), rng.randn(70000, 2, 3)],
+            dict(negative_mining_ratio=1), "float32"),
+        "batch_70000_detection": ("MultiBoxDetection", [
+            np.full((70000, 2, 3), 0.5), rng.randn(70000, 12) * 0.1, random_anchors(rng, 3)],
+            dict(), "float32"),
+    }
+
+
+def check_malformed_padding():
+    """A padding row with other values: the CPU raises; the GPU, which cannot wait to report
+    it, returns NaN targets for that image and correct ones for the others."""
+    rng = np.random.RandomState(3)
+    labels = random_labels(rng, 2, 4, 2)
+    labels[1, 3] = [-1, 0.2, -1, -1, -1, -1]
+    arrays = [random_anchors(rng, 20), labels, rng.randn(2, 3, 20)]
+    try:
+        run("MultiBoxTarget", arrays, {}, "float32")
+        return ["the CPU operator accepted a malformed padding row"]
+    except mx.base.MXNetError:
+        pass
+    good = run("MultiBoxTarget", [arrays[0], labels[:1], arrays[2][:1]], {}, "float32")
+    gpu = run("MultiBoxTarget_emulated", arrays, {}, "float32")
+    problems = []
+    if not all(np.isnan(out[1]).all() for out in gpu):
+        problems.append("image 1 (malformed) does not get NaN targets")
+    if not all(np.array_equal(g[0], c[0]) for g, c in zip(gpu, good)):
+        problems.append("image 0 (valid) differs from the CPU")
+    return problems
+
+
 def run(name, arrays, params, dtype):
     outputs = getattr(mx.nd, name)(*[mx.nd.array(a, dtype=dtype) for a in arrays], **params)
     return [o.asnumpy() for o in (outputs if isinstance(outputs, list) else [outputs])]
@@ -143,10 +192,17 @@ def main():
     parser.add_argument("--cases", type=int, default=24)
     parser.add_argument("--fills", default="a5,ff,00")
     parser.add_argument("--stop-at-first", action="store_true")
+    parser.add_argument("--case", choices=sorted(named_cases()) + ["malformed_padding"],
+                        help="run only this named case")
     args = parser.parse_args()
     mx.library.load(os.path.abspath(args.library), verbose=False)
     fills, total, failed = args.fills.split(","), 0, 0
-    for case in cases(args.cases):
+    if args.case == "malformed_padding":
+        problems = check_malformed_padding()
+        print("\n".join("MISMATCH malformed_padding: " + p for p in problems) or "malformed_padding agrees")
+        return 1 if problems else 0
+    selected = [named_cases()[args.case]] if args.case else cases(args.cases)
+    for case in selected:
         total += 1
         problems = compare(case, fills)
         if problems:

@@ -24,6 +24,8 @@ bool check_launch(const char* kernel, dim3 grid, dim3 block, size_t shared_bytes
                   hipStream_t stream);
 bool check_stream(const char* call, hipStream_t stream);
 hipError_t peek_error();
+/* Records that the operator called `what`, which it must not; returns an error. */
+hipError_t forbidden(const char* what);
 
 /* Mutation switch of the bug-injection build (MXSSD_EMU_MUTANT; 0 = none). */
 int mutant();
@@ -47,5 +49,9 @@ inline hipError_t memset_async(void* data, int value, size_t bytes, hipStream_t 
 
 #define hipMemsetAsync mxssd_emu::memset_async
 #define hipPeekAtLastError mxssd_emu::peek_error
+// An operator must not wait for the GPU: MXNet's engine runs it asynchronously.
+#define hipStreamSynchronize(...) mxssd_emu::forbidden("hipStreamSynchronize")
+#define hipMemcpy(...) mxssd_emu::forbidden("hipMemcpy")
+#define hipMemcpyAsync(...) mxssd_emu::forbidden("hipMemcpyAsync (a copy the host waits for)")
 
 #endif  // MXSSD_EMULATION_H_

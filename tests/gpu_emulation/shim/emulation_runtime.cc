@@ -99,6 +99,11 @@ bool check_launch(const char* kernel, dim3 grid, dim3 block, size_t shared_bytes
 
 hipError_t peek_error() { return current ? current->error : hipSuccess; }
 
+hipError_t forbidden(const char* what) {
+  record(hipErrorNotSupported, std::string(what) + " in an operator's forward");
+  return hipErrorNotSupported;
+}
+
 int mutant() {
   static const int value = std::getenv("MXSSD_EMU_MUTANT") ? std::atoi(std::getenv("MXSSD_EMU_MUTANT")) : 0;
   return value;
