@@ -137,7 +137,9 @@ def check_malformed_padding():
     it, returns NaN targets for that image and correct ones for the others."""
     rng = np.random.RandomState(3)
     labels = random_labels(rng, 2, 4, 2)
-    labels[1, 3] = [-1, 0.2, -1, -1, -1, -1]
+    labels[1] = -1
+    labels[1, 0] = [1, 0.1, 0.1, 0.5, 0.5, 0]
+    labels[1, 1] = [-1, 0.2, -1, -1, -1, -1]  # the first padding row ends the objects
     arrays = [random_anchors(rng, 20), labels, rng.randn(2, 3, 20)]
     try:
         run("MultiBoxTarget", arrays, {}, "float32")

@@ -24,6 +24,9 @@ bool check_launch(const char* kernel, dim3 grid, dim3 block, size_t shared_bytes
                   hipStream_t stream);
 bool check_stream(const char* call, hipStream_t stream);
 hipError_t peek_error();
+/* False (and a recorded error) unless [ptr, ptr + bytes) lies inside one scratch block that
+ * the operator got from OpResource::alloc_gpu: a too-small block fails here, not by luck. */
+bool check_scratch(const void* ptr, size_t bytes, const char* what);
 /* Records that the operator called `what`, which it must not; returns an error. */
 hipError_t forbidden(const char* what);
 

@@ -99,6 +99,18 @@ bool check_launch(const char* kernel, dim3 grid, dim3 block, size_t shared_bytes
 
 hipError_t peek_error() { return current ? current->error : hipSuccess; }
 
+bool check_scratch(const void* ptr, size_t bytes, const char* what) {
+  if (!current) return true;
+  const auto* begin = static_cast<const unsigned char*>(ptr);
+  for (const auto& block : current->blocks) {
+    const unsigned char* start = block.first + kGuardBytes;
+    if (begin >= start && begin + bytes <= start + block.second) return true;
+  }
+  record(hipErrorInvalidValue, std::string(what) + ": " + std::to_string(bytes) +
+                                   " bytes do not fit in the operator's scratch memory");
+  return false;
+}
+
 hipError_t forbidden(const char* what) {
   record(hipErrorNotSupported, std::string(what) + " in an operator's forward");
   return hipErrorNotSupported;

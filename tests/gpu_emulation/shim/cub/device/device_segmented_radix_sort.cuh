@@ -46,7 +46,8 @@ struct DeviceSegmentedRadixSort {
       temp_bytes = needed;
       return hipSuccess;
     }
-    if (temp_bytes < needed || begin_bit != 0 || end_bit != int(sizeof(Key) * 8)) {
+    if (temp_bytes < needed || begin_bit != 0 || end_bit != int(sizeof(Key) * 8) ||
+        !mxssd_emu::check_scratch(temp, temp_bytes, "cub::DeviceSegmentedRadixSort temp storage")) {
       return hipErrorInvalidValue;
     }
     std::memset(temp, 0x5A, temp_bytes);
