@@ -89,7 +89,7 @@ void image_detections(const DType* cls_prob, const DType* loc_pred, const DType*
   w->candidates.assign(out, out + size_t(count) * kRow);
   w->order.resize(count);
   std::iota(w->order.begin(), w->order.end(), 0);
-  const int keep = (p.nms_topk > 0 && p.nms_topk < count) ? p.nms_topk : count;
+  const int keep = rows_considered(count, p.nms_topk);
   const DType* cand = w->candidates.data();
   std::partial_sort(w->order.begin(), w->order.begin() + keep, w->order.end(),
                     [cand](int a, int b) {

@@ -73,7 +73,7 @@ __global__ void emit_kernel(Dims d, int nms_topk, Buffers<DType> b, DType* out) 
   if (a >= (long long)d.batch * d.num_anchors) return;
   const int n = int(a / d.num_anchors), i = int(a % d.num_anchors);
   const int count = b.count[n];
-  const int keep = (nms_topk > 0 && nms_topk < count) ? nms_topk : count;
+  const int keep = rows_considered(count, nms_topk);
   if (i >= count) return;
   DType* dst = out + a * kRow;
   if (i >= keep) {
@@ -88,7 +88,7 @@ template <typename DType>
 __global__ void nms_kernel(Dims d, DetectionParams p, Buffers<DType> b, DType* out) {
   const int n = blockIdx.x;
   const int count = b.count[n];
-  const int keep = (p.nms_topk > 0 && p.nms_topk < count) ? p.nms_topk : count;
+  const int keep = rows_considered(count, p.nms_topk);
   DType* rows = out + size_t(n) * d.num_anchors * kRow;
   for (int i = 0; i < keep; ++i) {
     __syncthreads();

@@ -119,9 +119,8 @@ int match_threshold(const Sizes& s, int num_gt, float overlap_threshold, Scratch
     }
   }
   int num_positive = 0;
-  if (overlap_threshold <= 0.f) return 0;
   for (int j = 0; j < A; ++j) {
-    if (w->flag[j] != kPositive && w->match[j] >= 0 && w->best_iou[j] > overlap_threshold) {
+    if (w->flag[j] != kPositive && is_threshold_match(w->best_iou[j], w->match[j], overlap_threshold)) {
       w->flag[j] = kPositive;
       ++num_positive;
     }
@@ -135,7 +134,7 @@ void mine_hard_negatives(const ImageTargets<DType>& img, const Sizes& s, int num
                          float mining_thresh, Scratch<DType>* w) {
   w->candidates.clear();
   for (int j = 0; j < s.num_anchors; ++j) {
-    if (w->flag[j] == kIgnored && w->best_iou[j] < mining_thresh) {
+    if (is_mining_candidate(w->flag[j], w->best_iou[j], mining_thresh)) {
       DType prob = background_probability(img.cls_pred, j, s.num_anchors, s.num_classes);
       w->candidates.emplace_back(mining_key(prob), j);
     }
@@ -178,9 +177,7 @@ bool image_targets(const ImageTargets<DType>& img, const Sizes& s, const TargetP
     num_positive = match_bipartite(s, num_gt, w);
     num_positive += match_threshold(s, num_gt, p.overlap_threshold, w);
   }
-  // Without objects MXNet's CPU kernel ignores every anchor; a positive
-  // minimum_negative_samples makes such images contribute background examples.
-  const bool any_negatives = num_gt > 0 || p.minimum_negative_samples > 0;
+  const bool any_negatives = image_has_negatives(num_gt, p.minimum_negative_samples);
   if (any_negatives && p.negative_mining_ratio > 0.f) {
     const int num_negative = negatives_to_mine(num_positive, A, p.negative_mining_ratio,
                                                p.minimum_negative_samples);

@@ -161,7 +161,7 @@ __global__ void threshold_kernel(Dims d, float overlap_threshold, const DType* a
       b.match[a] = k;
     }
   }
-  if (overlap_threshold > 0.f && b.match[a] >= 0 && b.best_iou[a] > overlap_threshold) {
+  if (is_threshold_match(b.best_iou[a], b.match[a], overlap_threshold)) {
     b.flag[a] = kPositive;
     atomicAdd(&b.num_positive[n], 1);
   }
@@ -174,7 +174,7 @@ __global__ void mining_keys_kernel(Dims d, float mining_thresh, const DType* cls
   if (a >= (long long)d.batch * d.num_anchors) return;
   const int n = int(a / d.num_anchors), j = int(a % d.num_anchors);
   b.anchor_index[a] = j;
-  if (b.flag[a] == kIgnored && b.best_iou[a] < mining_thresh) {
+  if (is_mining_candidate(b.flag[a], b.best_iou[a], mining_thresh)) {
     b.keys[a] = mining_key(background_probability(
         cls_pred + size_t(n) * d.num_classes * d.num_anchors, j, d.num_anchors, d.num_classes));
     atomicAdd(&b.num_candidates[n], 1);
@@ -190,7 +190,7 @@ __global__ void negatives_kernel(Dims d, TargetParams p, bool mined, Buffers<DTy
   const long long a = global_index();
   if (a >= (long long)d.batch * d.num_anchors) return;
   const int n = int(a / d.num_anchors), i = int(a % d.num_anchors);
-  if (b.num_gt[n] == 0 && p.minimum_negative_samples <= 0) return;
+  if (!image_has_negatives(b.num_gt[n], p.minimum_negative_samples)) return;
   signed char* flag = b.flag + size_t(n) * d.num_anchors;
   if (!mined) {
     if (flag[i] != kPositive) flag[i] = kNegative;

@@ -86,6 +86,25 @@ MXSSD_HD int negatives_to_mine(int num_positive, int num_anchors, float ratio, i
   return n > most ? most : n;
 }
 
+/* Threshold matching: an anchor not taken by the bipartite step becomes positive when its
+ * best ground truth overlaps more than the threshold (only a threshold > 0 matches). */
+template <typename DType>
+MXSSD_HD bool is_threshold_match(DType best_iou, int match, float overlap_threshold) {
+  return overlap_threshold > 0.f && match >= 0 && best_iou > DType(overlap_threshold);
+}
+
+/* Hard-negative mining considers the unmatched anchors that overlap no object much. */
+template <typename DType>
+MXSSD_HD bool is_mining_candidate(signed char flag, DType best_iou, float mining_thresh) {
+  return flag == kIgnored && best_iou < DType(mining_thresh);
+}
+
+/* Whether an image gets negatives at all: without objects MXNet's CPU kernel ignores every
+ * anchor; a positive minimum_negative_samples makes such images teach background. */
+MXSSD_HD bool image_has_negatives(int num_gt, int minimum_negative_samples) {
+  return num_gt > 0 || minimum_negative_samples > 0;
+}
+
 /* Targets of one anchor from its flag and matched ground-truth row. */
 template <typename DType>
 MXSSD_HD void write_anchor_target(signed char flag, const DType* anchor, const DType* gt_row,

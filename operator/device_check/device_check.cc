@@ -270,11 +270,19 @@ std::string compare(const char* op, const Outputs& cpu, const Outputs& gpu) {
   return "";
 }
 
-int self_test(const std::vector<Case>& cases) {
+/* Runs check(case, operator, output shapes) -> passed? for every case; returns the failures. */
+template <typename Check>
+int count_failures(const std::vector<Case>& cases, Check check) {
   int failures = 0;
   for (const Case& c : cases) {
     CustomOp* op = find_op(c.op);
-    auto shapes = output_shapes(op, c);
+    failures += !check(c, op, output_shapes(op, c));
+  }
+  return failures;
+}
+
+int self_test(const std::vector<Case>& cases) {
+  const int failures = count_failures(cases, [](const Case& c, CustomOp* op, const auto& shapes) {
     Outputs a = run_cpu(forward_of(op, "cpu"), c, shapes);
     Outputs b = run_cpu(forward_of(op, "cpu"), c, shapes);
     std::string same = compare(c.op, a, b);
@@ -288,8 +296,8 @@ int self_test(const std::vector<Case>& cases) {
                     (std::strcmp(c.op, "MultiBoxPrior") == 0 || !compare(c.op, a, bad_ids).empty());
     std::printf("%-18s %-32s cpu %8.2f ms  self-test %s %s\n", c.op, c.name.c_str(), a.milliseconds,
                 ok ? "ok" : "FAILED", same.c_str());
-    failures += !ok;
-  }
+    return ok;
+  });
   std::printf("%s: %d of %zu cases failed (CPU only, no GPU used)\n",
               failures ? "SELF-TEST FAILED" : "self-test passed", failures, cases.size());
   return failures ? 1 : 0;
@@ -315,17 +323,14 @@ int main(int argc, char** argv) {
   cudaGetDeviceProperties(&prop, 0);
   std::printf("device: %s (sm_%d%d)\n%-18s %-32s %10s %10s  result\n", prop.name, prop.major,
               prop.minor, "operator", "case", "cpu ms", "gpu ms");
-  int failures = 0;
-  for (const Case& c : cases) {
-    CustomOp* op = find_op(c.op);
-    auto shapes = output_shapes(op, c);
+  const int failures = count_failures(cases, [](const Case& c, CustomOp* op, const auto& shapes) {
     Outputs cpu = run_cpu(forward_of(op, "cpu"), c, shapes);
     Outputs gpu = run_gpu(forward_of(op, "gpu"), c, shapes);
     std::string diff = compare(c.op, cpu, gpu);
     std::printf("%-18s %-32s %10.2f %10.3f  %s\n", c.op, c.name.c_str(), cpu.milliseconds,
                 gpu.milliseconds, diff.empty() ? "ok" : diff.c_str());
-    failures += !diff.empty();
-  }
+    return diff.empty();
+  });
   std::printf("%s: %d of %zu cases outside the tolerance\n", failures ? "FAILED" : "passed",
               failures, cases.size());
   return failures ? 1 : 0;
