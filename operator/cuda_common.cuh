@@ -110,6 +110,40 @@ struct SegmentedSort {
   }
 };
 
+/* The (key, anchor) arrays of a per-image ranking and CUB's storage for sorting them: one
+ * stable segmented sort of all images per call, storage carved from the operator's scratch. */
+template <typename DType>
+struct RankBuffers {
+  DType* keys;         // (batch, A): ascending sort keys
+  DType* sorted_keys;  // (batch, A)
+  int* anchor_index;   // (batch, A): j
+  int* order;          // (batch, A): anchors of each image by ascending key
+  int* offsets;        // batch + 1 segment starts
+  void* temp;
+  size_t temp_bytes;
+
+  void take(ScratchArena* arena, int batch, int num_anchors) {
+    const size_t count = size_t(batch) * num_anchors;
+    keys = arena->take<DType>(count);
+    sorted_keys = arena->take<DType>(count);
+    anchor_index = arena->take<int>(count);
+    order = arena->take<int>(count);
+    offsets = arena->take<int>(batch + 1);
+    temp = arena->take<char>(temp_bytes);
+  }
+  SegmentedSort<DType> sort(int batch, int num_anchors) const {
+    return SegmentedSort<DType>{keys, sorted_keys, anchor_index, order, batch * num_anchors,
+                                batch, offsets, temp, temp_bytes};
+  }
+  /* Sets temp_bytes: CUB's storage need for `batch` segments of `num_anchors`. */
+  cudaError_t size_for(int batch, int num_anchors, cudaStream_t stream) {
+    SegmentedSort<DType> sizing = sort(batch, num_anchors);
+    cudaError_t status = sizing.size(stream);
+    temp_bytes = sizing.temp_bytes;
+    return status;
+  }
+};
+
 /* offsets[i] = i * segment for i in [0, count]. */
 template <typename Index>
 __global__ void segment_offsets_kernel(Index* offsets, int count, int segment) {

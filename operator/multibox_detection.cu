@@ -22,14 +22,8 @@ template <typename DType>
 struct Buffers {
   DType* rows;         // (batch, A, 6): decoded row of every anchor
   int* valid;          // (batch, A): 1 when the anchor is a candidate
-  DType* keys;         // (batch, A): score_key() of candidates, +max otherwise (ascending)
-  DType* sorted_keys;  // (batch, A)
-  int* anchor_index;   // (batch, A): i
-  int* order;          // (batch, A): anchor indices by rank
   int* count;          // per image: number of candidates
-  int* offsets;        // batch + 1 segment starts
-  void* sort_temp;
-  size_t sort_temp_bytes;
+  RankBuffers<DType> rank;  // keys: score_key() of candidates, +max otherwise
 };
 
 template <typename DType>
@@ -42,8 +36,8 @@ __global__ void decode_kernel(Dims d, DetectionParams p, const DType* cls_prob,
   int cls = best_class(cls_prob + size_t(n) * d.num_classes * d.num_anchors, i, d.num_anchors,
                        d.num_classes, p.background_id, p.threshold, &score);
   b.valid[a] = cls >= 0;
-  b.anchor_index[a] = i;
-  b.keys[a] = cls >= 0 ? score_key(score) : DType(FLT_MAX);
+  b.rank.anchor_index[a] = i;
+  b.rank.keys[a] = cls >= 0 ? score_key(score) : DType(FLT_MAX);
   if (cls >= 0) {
     detection_row(cls, score, anchors + i * 4, loc_pred + a * 4, p.background_id, p.variances,
                   p.clip, b.rows + a * kRow);
@@ -80,7 +74,7 @@ __global__ void emit_kernel(Dims d, int nms_topk, Buffers<DType> b, DType* out) 
     dst[0] = DType(-1);
     return;
   }
-  const DType* src = b.rows + (size_t(n) * d.num_anchors + b.order[a]) * kRow;
+  const DType* src = b.rows + (size_t(n) * d.num_anchors + b.rank.order[a]) * kRow;
   for (int c = 0; c < kRow; ++c) dst[c] = src[c];
 }
 
@@ -107,20 +101,8 @@ void layout(const Dims& d, ScratchArena* arena, Buffers<DType>* b) {
   const size_t per_anchor = size_t(d.batch) * d.num_anchors;
   b->rows = arena->take<DType>(per_anchor * kRow);
   b->valid = arena->take<int>(per_anchor);
-  b->keys = arena->take<DType>(per_anchor);
-  b->sorted_keys = arena->take<DType>(per_anchor);
-  b->anchor_index = arena->take<int>(per_anchor);
-  b->order = arena->take<int>(per_anchor);
   b->count = arena->take<int>(d.batch);
-  b->offsets = arena->take<int>(d.batch + 1);
-  b->sort_temp = arena->take<char>(b->sort_temp_bytes);
-}
-
-template <typename DType>
-SegmentedSort<DType> score_sort(const Dims& d, const Buffers<DType>& b) {
-  return SegmentedSort<DType>{b.keys, b.sorted_keys, b.anchor_index, b.order,
-                              d.batch * d.num_anchors, d.batch, b.offsets,
-                              b.sort_temp, b.sort_temp_bytes};
+  b->rank.take(arena, d.batch, d.num_anchors);
 }
 
 template <typename DType>
@@ -130,9 +112,7 @@ MXReturnValue detection_forward(const DetectionParams& p, std::vector<MXTensor>*
                int(inputs->at(0).shape[2])};
   cudaStream_t stream = static_cast<cudaStream_t>(res.get_cuda_stream());
   Buffers<DType> b{};
-  SegmentedSort<DType> sizing = score_sort(d, b);  // CUB's temp storage joins the scratch
-  if (!cuda_ok(kDetectionOp, sizing.size(stream))) return MX_FAIL;
-  b.sort_temp_bytes = sizing.temp_bytes;
+  if (!cuda_ok(kDetectionOp, b.rank.size_for(d.batch, d.num_anchors, stream))) return MX_FAIL;
   if (!allocate_scratch(kDetectionOp, res, [&](ScratchArena* arena) { layout(d, arena, &b); })) {
     return MX_FAIL;
   }
@@ -143,9 +123,9 @@ MXReturnValue detection_forward(const DetectionParams& p, std::vector<MXTensor>*
       d, p, inputs->at(0).data<DType>(), inputs->at(1).data<DType>(),
       inputs->at(2).data<DType>(), b);
   compact_kernel<<<d.batch, 32, 0, stream>>>(d, b, result);
-  segment_offsets_async(b.offsets, d.batch, d.num_anchors, stream);
+  segment_offsets_async(b.rank.offsets, d.batch, d.num_anchors, stream);
   if (!cuda_ok(kDetectionOp, cudaPeekAtLastError()) ||
-      !cuda_ok(kDetectionOp, score_sort(d, b).run(stream))) {
+      !cuda_ok(kDetectionOp, b.rank.sort(d.batch, d.num_anchors).run(stream))) {
     return MX_FAIL;
   }
   emit_kernel<<<blocks_for(per_anchor), kThreads, 0, stream>>>(d, p.nms_topk, b, result);

@@ -32,15 +32,9 @@ struct Buffers {
   DType* best_iou;     // (batch, A)
   int* match;          // (batch, A)
   signed char* flag;   // (batch, A)
-  DType* keys;         // (batch, A): mining key of candidates, else FLT_MAX
-  DType* sorted_keys;  // (batch, A)
-  int* anchor_index;   // (batch, A): j
-  int* order;          // (batch, A): anchors of each image by ascending key
   int* best_anchor;    // (batch, M): best free anchor of each ground truth
   char* gt_matched;    // (batch, M)
-  int* offsets;        // batch + 1 segment starts
-  void* sort_temp;
-  size_t sort_temp_bytes;
+  RankBuffers<DType> rank;  // keys: mining key of candidates, else FLT_MAX
 };
 
 template <typename DType>
@@ -173,13 +167,13 @@ __global__ void mining_keys_kernel(Dims d, float mining_thresh, const DType* cls
   const long long a = global_index();
   if (a >= (long long)d.batch * d.num_anchors) return;
   const int n = int(a / d.num_anchors), j = int(a % d.num_anchors);
-  b.anchor_index[a] = j;
+  b.rank.anchor_index[a] = j;
   if (is_mining_candidate(b.flag[a], b.best_iou[a], mining_thresh)) {
-    b.keys[a] = mining_key(background_probability(
+    b.rank.keys[a] = mining_key(background_probability(
         cls_pred + size_t(n) * d.num_classes * d.num_anchors, j, d.num_anchors, d.num_classes));
     atomicAdd(&b.num_candidates[n], 1);
   } else {
-    b.keys[a] = DType(FLT_MAX);  // sorts after every candidate (keys are at most 2)
+    b.rank.keys[a] = DType(FLT_MAX);  // sorts after every candidate (keys are at most 2)
   }
 }
 
@@ -199,7 +193,7 @@ __global__ void negatives_kernel(Dims d, TargetParams p, bool mined, Buffers<DTy
   int count = negatives_to_mine(b.num_positive[n], d.num_anchors, p.negative_mining_ratio,
                                 p.minimum_negative_samples);
   if (count > b.num_candidates[n]) count = b.num_candidates[n];
-  if (i < count) flag[b.order[a]] = kNegative;
+  if (i < count) flag[b.rank.order[a]] = kNegative;
 }
 
 template <typename DType>
@@ -229,23 +223,11 @@ void layout(const Dims& d, ScratchArena* arena, Buffers<DType>* b) {
   b->num_positive = arena->take<int>(d.batch);
   b->num_candidates = arena->take<int>(d.batch);
   b->best_iou = arena->take<DType>(per_anchor);
-  b->keys = arena->take<DType>(per_anchor);
-  b->sorted_keys = arena->take<DType>(per_anchor);
   b->match = arena->take<int>(per_anchor);
-  b->anchor_index = arena->take<int>(per_anchor);
-  b->order = arena->take<int>(per_anchor);
   b->flag = arena->take<signed char>(per_anchor);
   b->best_anchor = arena->take<int>(per_label);
   b->gt_matched = arena->take<char>(per_label);
-  b->offsets = arena->take<int>(d.batch + 1);
-  b->sort_temp = arena->take<char>(b->sort_temp_bytes);
-}
-
-template <typename DType>
-SegmentedSort<DType> mining_sort(const Dims& d, const Buffers<DType>& b) {
-  return SegmentedSort<DType>{b.keys, b.sorted_keys, b.anchor_index, b.order,
-                              d.batch * d.num_anchors, d.batch, b.offsets,
-                              b.sort_temp, b.sort_temp_bytes};
+  b->rank.take(arena, d.batch, d.num_anchors);
 }
 
 template <typename DType>
@@ -260,10 +242,8 @@ MXReturnValue target_forward(const TargetParams& p, std::vector<MXTensor>* input
   cudaStream_t stream = static_cast<cudaStream_t>(res.get_cuda_stream());
   const bool mined = p.negative_mining_ratio > 0.f;
   Buffers<DType> b{};
-  if (mined) {  // CUB's temp storage is carved from the same scratch block
-    SegmentedSort<DType> sizing = mining_sort(d, b);
-    if (!cuda_ok(kTargetOp, sizing.size(stream))) return MX_FAIL;
-    b.sort_temp_bytes = sizing.temp_bytes;
+  if (mined && !cuda_ok(kTargetOp, b.rank.size_for(d.batch, d.num_anchors, stream))) {
+    return MX_FAIL;
   }
   if (!allocate_scratch(kTargetOp, res, [&](ScratchArena* arena) { layout(d, arena, &b); })) {
     return MX_FAIL;
@@ -276,9 +256,9 @@ MXReturnValue target_forward(const TargetParams& p, std::vector<MXTensor>* input
   if (mined) {
     mining_keys_kernel<<<per_anchor, kThreads, 0, stream>>>(d, p.negative_mining_thresh,
                                                             cls_pred, b);
-    segment_offsets_async(b.offsets, d.batch, d.num_anchors, stream);
+    segment_offsets_async(b.rank.offsets, d.batch, d.num_anchors, stream);
     if (!cuda_ok(kTargetOp, cudaPeekAtLastError()) ||
-        !cuda_ok(kTargetOp, mining_sort(d, b).run(stream))) {
+        !cuda_ok(kTargetOp, b.rank.sort(d.batch, d.num_anchors).run(stream))) {
       return MX_FAIL;
     }
   }
