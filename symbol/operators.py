@@ -201,7 +201,10 @@ def build(with_cuda=None, verbose=True, sanitize=()):
 
 
 def _run(cmd):
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Without LD_PRELOAD: a sanitizer runtime preloaded into python (the sanitizer CI step)
+    # must not be loaded into the compilers too (nvcc crashes under it).
+    env = {key: value for key, value in os.environ.items() if key != "LD_PRELOAD"}
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError("command failed (%d): %s\n%s" % (proc.returncode, " ".join(cmd),
                                                           proc.stdout))
