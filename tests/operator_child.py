@@ -11,7 +11,9 @@ import sys
 import mxnet as mx
 import numpy as np
 
-import symbol  # noqa: F401  (registers the operators)
+from symbol import operators
+
+operators.load()
 
 SPECIAL_VALUES = (np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, -1.0)
 

@@ -59,7 +59,7 @@ def test_target_more_objects_than_anchors_matches_contrib():
     # has no free anchor; it used to be matched to anchor -1 (a heap write, then a segfault).
     status, output = run_python("""
         import mxnet as mx, numpy as np
-        import symbol
+        from symbol import operators; operators.load()
         anchors = [[0.1 + 0.01 * j, 0.1, 0.6 + 0.01 * j, 0.6] for j in range(10)]
         labels = [[k % 3, 0.1 + 0.012 * k, 0.1, 0.6 + 0.012 * k, 0.62] for k in range(11)]
         cls_pred = np.random.RandomState(0).randn(1, 4, 10)

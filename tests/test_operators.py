@@ -8,7 +8,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import symbol
 from symbol import operators, symbol_factory
 
 # SSD300 (VGG16-reduced) anchor layers from the network's own preset: 8732 anchors.
@@ -389,7 +388,7 @@ def test_cuda_sources_compile(source, tmp_path):
 
 
 def test_library_is_loaded_once_and_registers_all_three():
-    assert symbol.operators.load() == (os.environ.get(operators.LIBRARY_ENV) or operators.LIBRARY_PATH)
+    assert operators.load() == (os.environ.get(operators.LIBRARY_ENV) or operators.LIBRARY_PATH)
     for name in operators.OPERATOR_NAMES:
         assert hasattr(mx.nd, name) and hasattr(mx.sym, name)
 

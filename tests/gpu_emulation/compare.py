@@ -14,8 +14,7 @@ import sys
 import mxnet as mx
 import numpy as np
 
-import symbol
-from symbol import symbol_factory
+from symbol import operators, symbol_factory
 
 SSD_SHAPES = {300: (38, 19, 10, 5, 3, 1), 512: (64, 32, 16, 8, 4, 2, 1)}
 
@@ -197,6 +196,7 @@ def main():
     parser.add_argument("--case", choices=sorted(named_cases()) + ["malformed_padding"],
                         help="run only this named case")
     args = parser.parse_args()
+    operators.load()   # the CPU twins
     mx.library.load(os.path.abspath(args.library), verbose=False)
     fills, total, failed = args.fills.split(","), 0, 0
     if args.case == "malformed_padding":
