@@ -6,6 +6,7 @@ pictures / video and the detections (pixel coordinates) as JSON.
         --prefix model/ssd_ --epoch 240 --class-names pascal_voc --show
     python demo.py --video clip.mp4 --save-dir output/clip
     python demo.py --deploy --prefix model/deploy_ssd_mobilenet_0.25_224
+    python demo.py --runtime onnxruntime             # model/deploy_ssd_mobilenet_0.25_224.onnx
 """
 import argparse
 import os
@@ -16,6 +17,7 @@ from config.threads import set_default_threads
 set_default_threads()  # before mxnet is imported (by the imports below)
 
 from detect.cli import BOOL, HelpFormatter  # noqa: E402
+from detect.runtimes import add_runtime_argument  # noqa: E402
 from detect.shipped import DEMO_IMAGES, DEMO_OUTPUT, SHIPPED_MODEL  # noqa: E402
 
 
@@ -69,6 +71,7 @@ def parse_args(argv=None):
     p.add_argument('--camera', type=int, default=None, help='camera id to run on (OpenCV)')
     p.add_argument('--max-frames', type=int, default=0,
                    help='stop a video or camera after this many frames (0: no limit)')
+    add_runtime_argument(p)
     args = p.parse_args(argv)
     if args.batch_size < 1:
         p.error('--batch-size must be at least 1')
@@ -91,6 +94,10 @@ def model_prefix(args):
 def detector_from_args(args, num_classes):
     from detect.detector import get_detector
     from evaluate.options import contexts
+    if args.runtime != 'mxnet':
+        from detect.runtimes import onnx_detector
+        return onnx_detector(args.runtime, model_prefix(args), args.data_shape,
+                             (args.mean_r, args.mean_g, args.mean_b), args.batch_size)
     ctx = contexts(None if args.gpu is None else str(args.gpu), args.cpu)[0]
     return get_detector(None if args.deploy else args.network, model_prefix(args), args.epoch,
                         args.data_shape, (args.mean_r, args.mean_g, args.mean_b), num_classes,
@@ -106,7 +113,7 @@ def main(argv=None):
     try:
         class_names = load_class_names(args.class_names)
         detector = detector_from_args(args, len(class_names))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, ImportError) as err:
         print('error: %s' % err, file=sys.stderr)
         return 2
     show = args.show and visualize.display_available()
@@ -131,7 +138,8 @@ def main(argv=None):
     if args.save_dir and run.num_inputs:
         print('annotated results in %s' % args.save_dir)
     if args.json:
-        run.log.write(args.json, dict(prefix=model_prefix(args), epoch=detector.epoch,
+        run.log.write(args.json, dict(prefix=detector.model_prefix, epoch=detector.epoch,
+                                      runtime=args.runtime,
                                       network='deploy' if args.deploy else args.network,
                                       data_shape=args.data_shape))
         print('detections (pixel coordinates) in %s' % args.json)

@@ -4,6 +4,7 @@
 
     python deploy.py       # the shipped model -> model/deploy_ssd_mobilenet_0.25_224-*
     python deploy.py --network vgg16_reduced --data-shape 300 --num-class 20 --epoch 240
+    python deploy.py --format onnx   # -> model/deploy_ssd_mobilenet_0.25_224.onnx
 
 By default (--portable) the graph uses MXNet's built-in _contrib_MultiBox* operators, so it
 runs on stock MXNet in any language binding or model server, without this project.
@@ -16,6 +17,7 @@ from config.threads import set_default_threads
 set_default_threads()  # before mxnet is imported (by the imports below)
 
 from detect.cli import BOOL, HelpFormatter  # noqa: E402
+from detect.onnx_export import add_export_arguments  # noqa: E402
 from detect.shipped import SHIPPED_MODEL  # noqa: E402
 
 
@@ -45,7 +47,25 @@ def parse_args(argv=None):
                         "--no-portable keeps this project's operators")
     p.add_argument('--output-prefix', default=None,
                    help='where to write (default: deploy_ in front of the checkpoint name)')
+    add_export_arguments(p)
     return p.parse_args(argv)
+
+
+def export_onnx_model(args, prefix, epoch):
+    from dataset.imdb import load_class_names
+    from detect.onnx_export import OPSET, export_onnx_checkpoint, onnx_file
+    names = load_class_names(args.class_names or SHIPPED_MODEL['class_names'])
+    if args.class_names is None and len(names) != args.num_classes:
+        names = None  # the shipped names do not fit this model: write none
+    path = export_onnx_checkpoint(
+        args.network, prefix, epoch, args.data_shape, args.num_classes, args.nms_thresh,
+        args.force_nms, args.nms_topk, raw=args.onnx_raw, class_names=names,
+        mean_pixels=args.mean,
+        path=args.output_prefix and onnx_file(args.output_prefix, args.onnx_raw))
+    print('ONNX model (opset %d%s): %s' % (OPSET, ', raw outputs' if args.onnx_raw else '', path))
+    if not args.onnx_raw:
+        print('run it with: python demo.py --runtime onnxruntime --prefix %s' % path)
+    return 0
 
 
 def main(argv=None):
@@ -56,11 +76,13 @@ def main(argv=None):
     prefix = expand_prefix(args.prefix, args.network, args.data_shape)
     try:
         epoch = resolve_epoch(prefix, args.epoch)
+        if args.format == 'onnx':
+            return export_onnx_model(args, prefix, epoch)
         files = export_deploy_model(args.network, prefix, epoch, args.data_shape,
                                     args.num_classes, nms_thresh=args.nms_thresh,
                                     force_nms=args.force_nms, nms_topk=args.nms_topk,
                                     portable=args.portable, output_prefix=args.output_prefix)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, ImportError) as err:
         print('error: %s' % err, file=sys.stderr)
         return 2
     print('deploy model (%s operators): %s, %s'

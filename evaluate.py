@@ -7,12 +7,14 @@ AP, a per-class AP table, results.json and plots in --output-dir.
 import argparse
 import logging
 import os
+import sys
 
 from config.threads import set_default_threads
 
 set_default_threads()  # before mxnet is imported
 from evaluate.evaluate_net import METRICS, evaluate_net, expand_prefix  # noqa: E402
 from evaluate.options import contexts, parse_data_shape, resolve_metric  # noqa: E402
+from detect.runtimes import add_runtime_argument  # noqa: E402
 
 BOOL = argparse.BooleanOptionalAction
 
@@ -69,6 +71,7 @@ def parse_args(argv=None):
     p.add_argument('--image-root', default=None,
                    help='folder the .lst image paths are relative to (COCO metric without '
                         '--coco-annotations: image sizes are read from the images)')
+    add_runtime_argument(p)
     args = p.parse_args(argv)
     try:
         args.metric = resolve_metric(args.metric, args.voc07)
@@ -84,15 +87,24 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
     network = None if args.deploy else args.network
     prefix = expand_prefix(args.prefix, args.network, args.data_shape)
+    runtime, data_shape, mean = None, args.data_shape, (args.mean_r, args.mean_g, args.mean_b)
+    if args.runtime != 'mxnet':
+        from detect.runtimes import open_exported_model
+        try:
+            runtime, data_shape, mean = open_exported_model(args.runtime, prefix, data_shape,
+                                                            mean)
+        except (OSError, ImportError) as err:
+            print('error: %s' % err, file=sys.stderr)
+            raise SystemExit(2)
     results = evaluate_net(
-        network, args.rec_path, args.num_class, (args.mean_r, args.mean_g, args.mean_b),
-        args.data_shape, prefix, args.epoch, ctx=args.ctx, batch_size=args.batch_size,
+        network, args.rec_path, args.num_class, mean,
+        data_shape, prefix, args.epoch, ctx=args.ctx, batch_size=args.batch_size,
         path_imglist=args.list_path, nms_thresh=args.nms_thresh, force_nms=args.force_nms,
         nms_topk=args.nms_topk, ovp_thresh=args.overlap_thresh,
         use_difficult=args.use_difficult, class_names=load_class_names(args.class_names),
         metric=args.metric, num_batch=args.num_batch, frequent=args.frequent,
         output_dir=args.output_dir, coco_annotations=args.coco_annotations,
-        image_root=args.image_root, label_pad_width=args.label_width)
+        image_root=args.image_root, label_pad_width=args.label_width, runtime=runtime)
     print(results.get('coco_summary', ''), end='')
     print(results['table'])
     print('%d images, %.1f images/sec; results and plots in %s'

@@ -52,12 +52,11 @@ def used_params(symbol, arg_params, aux_params):
             {k: v for k, v in aux_params.items() if k in auxs})
 
 
-def export_deploy_model(network, model_prefix, epoch, data_shape, num_classes,
-                        nms_thresh=0.45, force_nms=True, nms_topk=400, portable=True,
-                        output_prefix=None):
-    """Write the deploy model of checkpoint ``<model_prefix>-<epoch>``; returns the paths
-    (symbol file, params file).  The parameters are checked against the network built from
-    ``network``, ``data_shape`` and ``num_classes`` first, so a mismatch names the parameter."""
+def checked_test_model(network, model_prefix, epoch, data_shape, num_classes, nms_thresh=0.45,
+                       force_nms=True, nms_topk=400):
+    """(test symbol, arg_params, aux_params) of checkpoint ``<model_prefix>-<epoch>``, the
+    parameters checked against the network built from ``network``, ``data_shape`` and
+    ``num_classes``, so a mismatch names the parameter."""
     from symbol.symbol_factory import get_symbol
     symbol = get_symbol(network, data_shape, num_classes, nms_thresh=nms_thresh,
                         force_suppress=force_nms, nms_topk=nms_topk)
@@ -65,6 +64,17 @@ def export_deploy_model(network, model_prefix, epoch, data_shape, num_classes,
     data_desc = mx.io.DataDesc('data', (1, 3) + tuple(image_hw(data_shape)))
     check_params(symbol, data_desc, arg_params, aux_params,
                  checkpoint_paths(model_prefix, epoch)[1])
+    return symbol, arg_params, aux_params
+
+
+def export_deploy_model(network, model_prefix, epoch, data_shape, num_classes,
+                        nms_thresh=0.45, force_nms=True, nms_topk=400, portable=True,
+                        output_prefix=None):
+    """Write the deploy model of checkpoint ``<model_prefix>-<epoch>``; returns the paths
+    (symbol file, params file).  The parameters are checked against the network built from
+    ``network``, ``data_shape`` and ``num_classes`` first (:func:`checked_test_model`)."""
+    symbol, arg_params, aux_params = checked_test_model(
+        network, model_prefix, epoch, data_shape, num_classes, nms_thresh, force_nms, nms_topk)
     if portable:
         symbol = with_builtin_operators(symbol)
     output_prefix = output_prefix or deploy_prefix(model_prefix)

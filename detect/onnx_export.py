@@ -28,6 +28,7 @@ The translations look up the facts they need (anchors, class and anchor counts) 
 """
 import contextlib
 import json
+import os
 
 import numpy as np
 
@@ -93,10 +94,12 @@ def detection_settings(attrs):
 # ---------------------------------------------------------------------------------------------
 # Facts computed with MXNet before the conversion
 # ---------------------------------------------------------------------------------------------
-def _output_shapes(symbol, data_shape):
+def _output_shapes(symbol, data_shape, params):
     """Shape of every internal output (by its name) and every graph input."""
     internals = symbol.get_internals()
-    _, shapes, _ = internals.infer_shape(**{INPUT_NAME: data_shape})
+    known = {name: value.shape for name, value in params.items()
+             if name in internals.list_inputs()}
+    _, shapes, _ = internals.infer_shape(**dict(known, **{INPUT_NAME: data_shape}))
     return dict(zip(internals.list_outputs(), shapes))
 
 
@@ -125,11 +128,11 @@ def _single_node_value(node, input_shape):
     return symbol.eval(ctx=mx.cpu(), **{INPUT_NAME: mx.nd.zeros(input_shape)})[0].asnumpy()
 
 
-def export_facts(symbol, data_shape):
+def export_facts(symbol, data_shape, params):
     """{node name: facts} for the MultiBox nodes of ``symbol`` at input ``data_shape``
-    (N, 3, H, W): the anchors of each prior node, the class and anchor counts of each
-    detection node."""
-    shapes = _output_shapes(symbol, data_shape)
+    (N, 3, H, W) with ``params``: the anchors of each prior node, the class and anchor counts
+    of each detection node."""
+    shapes = _output_shapes(symbol, data_shape, params)
     nodes = json.loads(symbol.tojson())['nodes']
     facts = {}
     for node in nodes:
@@ -284,6 +287,8 @@ def convert_detection(node, **kwargs):
     name = node['name']
     cls_prob, loc_pred, _ = _input_names(node, kwargs)
     facts, s = _FACTS[name], detection_settings(node.get('attrs'))
+    if node['op'].startswith('_contrib_'):
+        s['background_id'] = 0  # MXNet's operator ignores background_id: class 0 always is
     anchors = _anchor_values(kwargs, node)
     num_anchors, num_classes = facts['num_anchors'], facts['num_outputs'] - 1
     num_candidates = num_anchors if s['nms_topk'] <= 0 else min(s['nms_topk'], num_anchors)
@@ -441,7 +446,7 @@ def build_onnx_model(symbol, arg_params, aux_params, data_hw, raw=False, metadat
         symbol = raw_symbol(symbol)
     data_shape = (1, 3) + tuple(data_hw)
     params = dict(arg_params, **aux_params)
-    with _facts_for(export_facts(symbol, data_shape)), _graph_check_deferred(onnx):
+    with _facts_for(export_facts(symbol, data_shape, params)), _graph_check_deferred(onnx):
         graph = MXNetGraph().create_onnx_graph_proto(
             symbol, params, [data_shape], [TensorProto.FLOAT], opset_version=OPSET,
             dynamic=True, dynamic_input_shapes=[('batch', 3) + tuple(data_hw)])
@@ -465,3 +470,68 @@ def export_onnx(symbol, arg_params, aux_params, data_hw, path, raw=False, class_
     model = build_onnx_model(symbol, arg_params, aux_params, data_hw, raw, meta)
     onnx.save(model, path)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints and the command line
+# ---------------------------------------------------------------------------------------------
+def onnx_path(model_prefix, raw=False):
+    """Where deploy.py --format onnx writes a checkpoint's model (and demo.py / evaluate.py
+    --runtime look for it): 'model/ssd_x' -> 'model/deploy_ssd_x.onnx' ('-raw.onnx' for the
+    raw variant); a prefix already naming a deploy model, or a .onnx file, is kept."""
+    from .export import DEPLOY_TAG, deploy_prefix
+    if model_prefix.endswith('.onnx'):
+        return model_prefix
+    if not os.path.basename(model_prefix).startswith(DEPLOY_TAG):
+        model_prefix = deploy_prefix(model_prefix)
+    return onnx_file(model_prefix, raw)
+
+
+def onnx_file(output_prefix, raw=False):
+    return output_prefix + ('-raw.onnx' if raw else '.onnx')
+
+
+def export_onnx_checkpoint(network, model_prefix, epoch, data_shape, num_classes,
+                           nms_thresh=0.45, force_nms=True, nms_topk=400, path=None, raw=False,
+                           class_names=None, mean_pixels=None, spec=None):
+    """Write the ONNX model of checkpoint ``<model_prefix>-<epoch>`` (default path:
+    :func:`onnx_path`); returns the path."""
+    from dataset.iterator import image_hw
+    from .export import checked_test_model
+    require_onnx()
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError('%d class names for %d classes (--class-names, --num-class)'
+                         % (len(class_names), num_classes))
+    symbol, arg_params, aux_params = checked_test_model(
+        network, model_prefix, epoch, data_shape, num_classes, nms_thresh, force_nms, nms_topk)
+    path = path or onnx_path(model_prefix, raw)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return export_onnx(symbol, arg_params, aux_params, image_hw(data_shape), path, raw=raw,
+                       class_names=class_names, mean_pixels=mean_pixels, spec=spec,
+                       metadata={'network': network, 'epoch': epoch})
+
+
+def parse_mean(text):
+    values = [float(v) for v in text.split(',')]
+    if len(values) != 3:
+        raise ValueError('expected R,G,B')
+    return tuple(values)
+
+
+def add_export_arguments(parser):
+    """deploy.py's ONNX flags."""
+    import argparse
+    from dataset.iterator import DEFAULT_MEAN_PIXELS
+    parser.add_argument('--format', choices=('mxnet', 'onnx'), default='mxnet',
+                        help='mxnet: -symbol.json + .params; onnx: one <dir>/deploy_<name>.onnx '
+                             '(opset %d) with the whole detector, NMS included' % OPSET)
+    parser.add_argument('--onnx-raw', action=argparse.BooleanOptionalAction, default=False,
+                        help='ONNX model without decoding and NMS: outputs cls_prob, loc_pred, '
+                             'anchors (for TensorRT, OpenVINO DetectionOutput); -raw.onnx')
+    parser.add_argument('--class-names', default=None,
+                        help='class names written into the ONNX metadata: "a,b,c", a file, or a '
+                             'name in dataset/names (default: the shipped model\'s when '
+                             '--num-class matches, else none)')
+    parser.add_argument('--mean', type=parse_mean, default=DEFAULT_MEAN_PIXELS,
+                        help='R,G,B means the model was trained with (ONNX metadata; demo.py '
+                             'and evaluate.py --runtime read them from there)')

@@ -18,7 +18,7 @@ import numpy as np
 from dataset.iterator import DEFAULT_MEAN_PIXELS
 
 from .detector import Detector, valid_rows
-from .export import DEPLOY_TAG, deploy_prefix
+from .onnx_export import onnx_path
 
 RUNTIMES = ('mxnet', 'onnxruntime', 'openvino')
 INSTALL_HINT = "pip install -e '.[onnx]'"
@@ -37,21 +37,17 @@ def _import(package):
                                  % (package, package, INSTALL_HINT, package)) from None
 
 
-def onnx_path(model_prefix):
-    """The ONNX file deploy.py --format onnx writes for a checkpoint prefix:
-    'model/ssd_x' -> 'model/deploy_ssd_x.onnx'; a prefix naming a deploy model or a .onnx
-    file is taken as it is."""
-    if model_prefix.endswith('.onnx'):
-        return model_prefix
-    if not os.path.basename(model_prefix).startswith(DEPLOY_TAG):
-        model_prefix = deploy_prefix(model_prefix)
-    return model_prefix + '.onnx'
-
-
 def require_model_file(path):
     if not os.path.isfile(path):
         raise FileNotFoundError('ONNX model not found: %s (export it with python deploy.py '
                                 '--format onnx)' % path)
+
+
+def host_array(data):
+    """A contiguous float32 numpy array of network input (numpy, or an MXNet NDArray as
+    DetIter yields)."""
+    data = data.asnumpy() if hasattr(data, 'asnumpy') else data
+    return np.ascontiguousarray(data, np.float32)
 
 
 class MXNetRuntime:
@@ -63,7 +59,9 @@ class MXNetRuntime:
 
     def detect(self, data):
         import mxnet as mx
-        self.module.forward(mx.io.DataBatch(data=[mx.nd.array(data)]), is_train=False)
+        if not isinstance(data, mx.nd.NDArray):
+            data = mx.nd.array(data)
+        self.module.forward(mx.io.DataBatch(data=[data]), is_train=False)
         return self.module.get_outputs()[0].asnumpy()
 
 
@@ -84,7 +82,7 @@ class OnnxRuntime:
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
     def detect(self, data):
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(data, np.float32)})[0]
+        return self.session.run(None, {self.input_name: host_array(data)})[0]
 
 
 class OpenVinoRuntime:
@@ -102,7 +100,7 @@ class OpenVinoRuntime:
         self.request = self.compiled.create_infer_request()
 
     def detect(self, data):
-        self.request.infer({0: np.ascontiguousarray(data, np.float32)})
+        self.request.infer({0: host_array(data)})
         return self.request.get_output_tensor(0).data.copy()
 
 
@@ -152,18 +150,25 @@ class RuntimeDetector(Detector):
         self.last_detection_seconds = 0.0
 
     def _forward(self, data, num_real):
-        data = data.asnumpy() if hasattr(data, 'asnumpy') else data
         output = self.runtime.detect(data)
         return [valid_rows(output[k]) for k in range(num_real)]
 
 
-def onnx_detector(runtime, path, data_shape=None, mean_pixels=DEFAULT_MEAN_PIXELS,
+def open_exported_model(runtime, model_prefix, data_shape=None, mean_pixels=None):
+    """(runtime object, data_shape, mean_pixels) for the ONNX model of a checkpoint prefix (or
+    a .onnx path, see ``onnx_path``) on ``runtime`` ('onnxruntime' or 'openvino'); the model's
+    own data shape and mean (its metadata) win over the given ones."""
+    session = open_onnx_runtime(runtime, onnx_path(model_prefix))
+    return (session,) + model_geometry(session, data_shape, mean_pixels)
+
+
+def onnx_detector(runtime, model_prefix, data_shape=None, mean_pixels=DEFAULT_MEAN_PIXELS,
                   batch_size=1):
-    """A RuntimeDetector for the ONNX model at ``path`` on ``runtime`` ('onnxruntime' or
-    'openvino'); the model's own data shape and mean win over the given ones."""
-    session = open_onnx_runtime(runtime, path)
-    data_shape, mean_pixels = model_geometry(session, data_shape, mean_pixels)
-    return RuntimeDetector(session, data_shape, mean_pixels, batch_size, source=path)
+    """A RuntimeDetector for the ONNX model of ``model_prefix`` (see open_exported_model)."""
+    session, data_shape, mean_pixels = open_exported_model(runtime, model_prefix, data_shape,
+                                                           mean_pixels)
+    return RuntimeDetector(session, data_shape, mean_pixels, batch_size,
+                           source=onnx_path(model_prefix))
 
 
 def add_runtime_argument(parser):

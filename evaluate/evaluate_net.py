@@ -143,9 +143,10 @@ def create_metric(kind, class_names, ovp_thresh=0.5, use_difficult=False, list_p
     return CocoMetric(coco, [image['id'] for image in coco.dataset['images']], class_names)
 
 
-def run_detection(module, eval_iter, metric, num_batch=None, frequent=20, total_images=None):
-    """Forward every batch (or the first ``num_batch``) and feed the metric, leaving out the
-    padding of the last batch.  Returns (images evaluated, batches, seconds)."""
+def run_detection(runtime, eval_iter, metric, num_batch=None, frequent=20, total_images=None):
+    """Detect every batch (or the first ``num_batch``) with ``runtime`` (``detect(data) ->
+    detections``, see detect.runtimes) and feed the metric, leaving out the padding of the
+    last batch.  Returns (images evaluated, batches, seconds)."""
     batch_size = eval_iter.provide_data[0].shape[0]
     if num_batch is not None:
         total_images = min(total_images or num_batch * batch_size, num_batch * batch_size)
@@ -155,9 +156,9 @@ def run_detection(module, eval_iter, metric, num_batch=None, frequent=20, total_
     for batch in eval_iter:
         if num_batch is not None and batches >= num_batch:
             break
-        module.forward(batch, is_train=False)
+        detections = runtime.detect(batch.data[0])
         real = batch_size - (batch.pad or 0)
-        metric.update([batch.label[0][:real]], [module.get_outputs()[0][:real]])
+        metric.update([batch.label[0][:real]], [detections[:real]])
         images += real
         batches += 1
         bar.update(real)
@@ -189,14 +190,16 @@ def evaluate_net(net, path_imgrec, num_classes, mean_pixels, data_shape, model_p
                  ctx=mx.cpu(), batch_size=32, path_imglist='', nms_thresh=0.45, force_nms=False,
                  nms_topk=400, ovp_thresh=0.5, use_difficult=False, class_names=None,
                  metric='voc07', num_batch=None, frequent=20, output_dir=None,
-                 coco_annotations=None, image_root=None, label_pad_width=-1):
+                 coco_annotations=None, image_root=None, label_pad_width=-1, runtime=None):
     """Evaluate ``<model_prefix>-<epoch>`` on ``path_imgrec``; returns the results dict (also
     written as ``results.json`` with the plots into ``output_dir`` when given).
 
     ``net``: network name for the test symbol, or None to use the checkpoint's symbol
     (deploy models).  ``mean_pixels``: RGB means the model was trained with.
     ``class_names``: default class_0..; their number must equal ``num_classes``.
-    ``label_pad_width``: label values per image in the iterator (-1: sized from the data)."""
+    ``label_pad_width``: label values per image in the iterator (-1: sized from the data).
+    ``runtime``: a detect.runtimes runtime (an exported ONNX model) to run instead of the
+    checkpoint on MXNet; ``net``, ``model_prefix`` and ``epoch`` then only label the results."""
     from config.config import cfg
     from dataset.iterator import DetRecordIter
     class_names = list(class_names or ['class_%d' % i for i in range(num_classes)])
@@ -211,11 +214,15 @@ def evaluate_net(net, path_imgrec, num_classes, mean_pixels, data_shape, model_p
     eval_iter = DetRecordIter(path_imgrec, batch_size, data_shape, mean_pixels=mean_pixels,
                               label_pad_width=label_pad_width, path_imglist=path_imglist,
                               **dict(cfg.valid, round_batch=False))
-    symbol, arg_params, aux_params = load_detector(net, model_prefix, epoch, data_shape,
-                                                   num_classes, nms_thresh, force_nms, nms_topk)
-    module = bind_detector(symbol, arg_params, aux_params, eval_iter.provide_data[0], ctx,
-                           '%s-%04d.params' % (model_prefix, epoch))
-    images, batches, seconds = run_detection(module, eval_iter, scorer, num_batch, frequent,
+    if runtime is None:
+        from detect.runtimes import MXNetRuntime  # not at the top: detect imports this module
+        symbol, arg_params, aux_params = load_detector(net, model_prefix, epoch, data_shape,
+                                                       num_classes, nms_thresh, force_nms,
+                                                       nms_topk)
+        runtime = MXNetRuntime(bind_detector(symbol, arg_params, aux_params,
+                                             eval_iter.provide_data[0], ctx,
+                                             '%s-%04d.params' % (model_prefix, epoch)))
+    images, batches, seconds = run_detection(runtime, eval_iter, scorer, num_batch, frequent,
                                              count_records(path_imgrec))
     results = {
         'metric': metric, 'metric_description': METRICS[metric],
