@@ -369,16 +369,18 @@ def raw_symbol(symbol):
     """The graph cut before its detection node: outputs cls_prob (N, C+1, A), loc_pred
     (N, 4A) and anchors (1, A, 4), for runtimes with their own decoding and NMS."""
     import mxnet as mx
-    detection = _detection_node(symbol)
-    cls_prob, loc_pred, anchors = detection.get_children()
+    cls_prob, loc_pred, anchors = require_test_graph(symbol).get_children()
     return mx.sym.Group([mx.sym.identity(s, name=n)
                          for s, n in zip((cls_prob, loc_pred, anchors), RAW_OUTPUTS)])
 
 
-def _detection_node(symbol):
-    ops = json.loads(symbol.tojson())['nodes']
-    if len(symbol.list_outputs()) != 1 or ops[-1]['op'] not in DETECTION_OPS:
-        raise ValueError('expected a test graph ending in MultiBoxDetection, got outputs %s'
+def require_test_graph(symbol):
+    """``symbol`` when its one output is a MultiBoxDetection node, else ValueError."""
+    graph = json.loads(symbol.tojson())
+    heads = graph['heads']
+    if len(heads) != 1 or graph['nodes'][heads[0][0]]['op'] not in DETECTION_OPS:
+        raise ValueError('expected a test graph ending in MultiBoxDetection, got outputs %s '
+                         '(a training graph? build the test graph: symbol_factory.get_symbol)'
                          % ', '.join(symbol.list_outputs()))
     return symbol
 
@@ -422,6 +424,23 @@ def _tidy_graph(graph):
     graph.input.extend(inputs)
 
 
+def _declare_output_shapes(graph, symbol, data_shape, params):
+    """Output shapes as MXNet infers them, the batch dimension named 'batch' (mx2onnx's
+    dynamic export leaves every dimension unknown)."""
+    known = {name: value.shape for name, value in params.items()
+             if name in symbol.list_inputs()}
+    _, shapes, _ = symbol.infer_shape(**dict(known, **{INPUT_NAME: data_shape}))
+    for output, shape in zip(graph.output, shapes):
+        dims = output.type.tensor_type.shape.dim
+        del dims[:]
+        for k, size in enumerate(shape):
+            dim = dims.add()
+            if k == 0:
+                dim.dim_param = 'batch'
+            else:
+                dim.dim_value = size
+
+
 @contextlib.contextmanager
 def _graph_check_deferred(onnx):
     """mx2onnx checks the graph it built against the newest opset the onnx package knows,
@@ -442,8 +461,7 @@ def build_onnx_model(symbol, arg_params, aux_params, data_hw, raw=False, metadat
     from onnx import helper, TensorProto
     from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
     register_translations()
-    if raw:
-        symbol = raw_symbol(symbol)
+    symbol = raw_symbol(symbol) if raw else require_test_graph(symbol)
     data_shape = (1, 3) + tuple(data_hw)
     params = dict(arg_params, **aux_params)
     with _facts_for(export_facts(symbol, data_shape, params)), _graph_check_deferred(onnx):
@@ -451,6 +469,7 @@ def build_onnx_model(symbol, arg_params, aux_params, data_hw, raw=False, metadat
             symbol, params, [data_shape], [TensorProto.FLOAT], opset_version=OPSET,
             dynamic=True, dynamic_input_shapes=[('batch', 3) + tuple(data_hw)])
     _tidy_graph(graph)
+    _declare_output_shapes(graph, symbol, data_shape, params)
     model = helper.make_model(graph, producer_name='mxnet-ssd', ir_version=IR_VERSION,
                               opset_imports=[helper.make_opsetid('', OPSET)])
     helper.set_model_props(model, metadata or {})
