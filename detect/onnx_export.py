@@ -514,20 +514,26 @@ def export_onnx_checkpoint(network, model_prefix, epoch, data_shape, num_classes
                            nms_thresh=0.45, force_nms=True, nms_topk=400, path=None, raw=False,
                            class_names=None, mean_pixels=None, spec=None):
     """Write the ONNX model of checkpoint ``<model_prefix>-<epoch>`` (default path:
-    :func:`onnx_path`); returns the path."""
+    :func:`onnx_path`); returns the path.  ``network`` None: the checkpoint's own graph (a
+    deploy or converted Caffe model; its NMS settings and class count are its own)."""
     from dataset.iterator import image_hw
+    from .detector import load_model
     from .export import checked_test_model
     require_onnx()
     if class_names is not None and len(class_names) != num_classes:
         raise ValueError('%d class names for %d classes (--class-names, --num-class)'
                          % (len(class_names), num_classes))
-    symbol, arg_params, aux_params = checked_test_model(
-        network, model_prefix, epoch, data_shape, num_classes, nms_thresh, force_nms, nms_topk)
+    if network is None:
+        symbol, arg_params, aux_params = load_model(model_prefix, epoch)
+    else:
+        symbol, arg_params, aux_params = checked_test_model(
+            network, model_prefix, epoch, data_shape, num_classes, nms_thresh, force_nms,
+            nms_topk)
     path = path or onnx_path(model_prefix, raw)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     return export_onnx(symbol, arg_params, aux_params, image_hw(data_shape), path, raw=raw,
                        class_names=class_names, mean_pixels=mean_pixels, spec=spec,
-                       metadata={'network': network, 'epoch': epoch})
+                       metadata={'network': network or 'deploy symbol', 'epoch': epoch})
 
 
 def parse_mean(text):
@@ -547,6 +553,9 @@ def add_export_arguments(parser):
     parser.add_argument('--onnx-raw', action=argparse.BooleanOptionalAction, default=False,
                         help='ONNX model without decoding and NMS: outputs cls_prob, loc_pred, '
                              'anchors (for TensorRT, OpenVINO DetectionOutput); -raw.onnx')
+    parser.add_argument('--deploy', action=argparse.BooleanOptionalAction, default=False,
+                        help="--format onnx: export the checkpoint's own -symbol.json (a "
+                             "converted Caffe or deploy model) instead of building --network")
     parser.add_argument('--class-names', default=None,
                         help='class names written into the ONNX metadata: "a,b,c", a file, or a '
                              'name in dataset/names (default: the shipped model\'s when '

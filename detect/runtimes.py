@@ -108,7 +108,8 @@ def openvino_metadata(model):
     """metadata_props of an ONNX model read by OpenVINO (kept as rt_info 'framework')."""
     try:
         framework = model.get_rt_info()['framework']
-        return {key: str(value) for key, value in framework.items()}
+        return {key: value.astype(str) if hasattr(value, 'astype') else str(value)
+                for key, value in framework.items()}
     except (KeyError, AttributeError, RuntimeError):
         return {}
 

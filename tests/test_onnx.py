@@ -193,6 +193,15 @@ def test_shipped_model_detections_equal_mxnets(shipped, runtime):
         assert_same_detections(actual, expected[k:k + 1], ATOL)
 
 
+@pytest.mark.parametrize('runtime', RUNTIMES)
+def test_runtimes_read_the_input_geometry_from_the_metadata(shipped, runtime):
+    need(runtime)
+    from detect.runtimes import model_geometry, open_onnx_runtime
+    session = open_onnx_runtime(runtime, shipped['paths'][False])
+    assert model_geometry(session, (300, 300), (0, 0, 0)) == ((224, 224), (123, 117, 104))
+    assert json.loads(session.metadata['class_names']) == shipped['names']
+
+
 def test_batch_size_is_dynamic(shipped):
     expected = kept(mxnet_detections(shipped['symbol'], shipped['args'], shipped['auxs'],
                                      shipped['data'][:3]))
@@ -403,17 +412,18 @@ def test_demo_names_the_missing_onnx_file(tmp_path, capsys):
 
 @pytest.fixture(scope='module')
 def synthetic_val(tmp_path_factory):
+    """The shipped model's validation set (train/recipes.py DEMO: seed, size, 200 images;
+    val images do not depend on the number of training images)."""
     from dataset.synthetic import prepare
+    from train.recipes import DEMO
     return prepare(str(tmp_path_factory.mktemp('onnx_val') / 'synthetic'), num_train=1,
-                   num_val=NUM_VAL, seed=3, data_shape=224, progress=False)
-
-
-NUM_VAL = 60
+                   num_val=DEMO.num_val, seed=DEMO.data_seed, data_shape=DEMO.data_shape,
+                   progress=False)
 
 
 def test_evaluate_on_onnxruntime_gives_mxnets_map(shipped, synthetic_val, tmp_path, capsys):
-    """evaluate.py --runtime onnxruntime on 60 synthetic val images (of the 200 the model
-    card uses): per-class APs and mAP within 1e-4 of the MXNet run's."""
+    """evaluate.py --runtime onnxruntime on the shipped model's synthetic val set: per-class
+    APs and mAP within 1e-4 of the MXNet run's."""
     need('onnxruntime')
     from detect.shipped import SHIPPED_MODEL as model
     prefix = str(tmp_path / 'ssd_shipped')
@@ -428,8 +438,31 @@ def test_evaluate_on_onnxruntime_gives_mxnets_map(shipped, synthetic_val, tmp_pa
     results = run_script('evaluate.py', common + ['--output-dir', str(tmp_path / 'ort'),
                                                    '--runtime', 'onnxruntime',
                                                    '--prefix', prefix + '.onnx'], capsys)[0]
-    assert results['data']['num_images'] == reference['data']['num_images'] == NUM_VAL
+    assert results['data']['num_images'] == reference['data']['num_images'] == 200
     assert reference['summary']['mAP'] > 0.8
     assert abs(results['summary']['mAP'] - reference['summary']['mAP']) <= 1e-4
     for name, ap in reference['per_class_ap'].items():
         assert abs(results['per_class_ap'][name] - ap) <= 1e-4, name
+
+
+def test_converted_caffe_model_exports_through_deploy_py(tmp_path, capsys):
+    """A Caffe SSD converted by tools/caffe_converter (a deploy graph with its own priors and
+    DetectionOutput settings) exports with --deploy and detects as on MXNet."""
+    need('onnx')
+    from test_caffe_ssd import build_small_ssd
+    from tools.caffe_converter.converter import convert
+    net = build_small_ssd(np.random.default_rng(0), confidence_threshold=0.01)
+    model = convert(*net.save(str(tmp_path / 'deploy.prototxt'),
+                              str(tmp_path / 'model.caffemodel')))
+    prefix = str(tmp_path / 'ssd_caffe')
+    model.save(prefix, 1)
+    status, out, err = run_script('deploy.py', [
+        '--format', 'onnx', '--deploy', '--prefix', prefix, '--epoch', '1', '--data-shape', '64',
+        '--num-class', '5', '--output-prefix', prefix], capsys)
+    assert status == 0, err
+    symbol, args, auxs = mx.model.load_checkpoint(prefix, 1)
+    data = random_input(64)
+    expected = kept(mxnet_detections(symbol, args, auxs, data))
+    assert len(expected[0]) >= 100
+    for runtime in RUNTIMES:
+        assert_same_detections(kept(run_onnx(runtime, prefix + '.onnx', data)), expected, ATOL)
