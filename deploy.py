@@ -76,7 +76,7 @@ def main(argv=None):
     prefix = expand_prefix(args.prefix, args.network, args.data_shape)
     try:
         epoch = resolve_epoch(prefix, args.epoch)
-        if args.format == 'onnx':
+        if args.format == 'onnx' or args.onnx_raw:
             return export_onnx_model(args, prefix, epoch)
         files = export_deploy_model(args.network, prefix, epoch, args.data_shape,
                                     args.num_classes, nms_thresh=args.nms_thresh,

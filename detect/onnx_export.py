@@ -552,7 +552,8 @@ def add_export_arguments(parser):
                              '(opset %d) with the whole detector, NMS included' % OPSET)
     parser.add_argument('--onnx-raw', action=argparse.BooleanOptionalAction, default=False,
                         help='ONNX model without decoding and NMS: outputs cls_prob, loc_pred, '
-                             'anchors (for TensorRT, OpenVINO DetectionOutput); -raw.onnx')
+                             'anchors (for TensorRT, OpenVINO DetectionOutput), as -raw.onnx; '
+                             'implies --format onnx')
     parser.add_argument('--deploy', action=argparse.BooleanOptionalAction, default=False,
                         help="--format onnx: export the checkpoint's own -symbol.json (a "
                              "converted Caffe or deploy model) instead of building --network")

@@ -66,12 +66,10 @@ class MXNetRuntime:
 
 
 class OnnxRuntime:
-    """An ONNX model on ONNX Runtime's CPU provider."""
+    """An ONNX model on ONNX Runtime's CPU provider (``ort``: the onnxruntime module)."""
     name = 'onnxruntime'
 
-    def __init__(self, path):
-        ort = _import('onnxruntime')
-        require_model_file(path)
+    def __init__(self, ort, path):
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: no advice about graph optimisations
         threads = os.environ.get('OMP_NUM_THREADS')
@@ -86,12 +84,10 @@ class OnnxRuntime:
 
 
 class OpenVinoRuntime:
-    """An ONNX model compiled by OpenVINO for the CPU."""
+    """An ONNX model compiled by OpenVINO for the CPU (``ov``: the openvino module)."""
     name = 'openvino'
 
-    def __init__(self, path):
-        ov = _import('openvino')
-        require_model_file(path)
+    def __init__(self, ov, path):
         core = ov.Core()
         model = core.read_model(path)
         self.metadata = openvino_metadata(model)
@@ -121,7 +117,9 @@ def open_onnx_runtime(runtime, path):
     """ONNX Runtime or OpenVINO running the ONNX model at ``path``."""
     if runtime not in ONNX_RUNTIMES:
         raise ValueError('unknown runtime %r; known: %s' % (runtime, ', '.join(RUNTIMES)))
-    return ONNX_RUNTIMES[runtime](path)
+    package = _import(runtime)
+    require_model_file(path)
+    return ONNX_RUNTIMES[runtime](package, path)
 
 
 def model_geometry(runtime, data_shape=None, mean_pixels=None):

@@ -373,8 +373,8 @@ def test_deploy_writes_the_raw_variant_next_to_the_checkpoint_name(shipped, tmp_
     onnx = need('onnx')
     from detect.onnx_export import RAW_OUTPUTS, onnx_path
     prefix = str(tmp_path / 'out')
-    status, out, err = run_script('deploy.py', ['--format', 'onnx', '--onnx-raw',
-                                                '--output-prefix', prefix], capsys)
+    status, out, err = run_script('deploy.py', ['--onnx-raw', '--output-prefix', prefix],
+                                  capsys)
     assert status == 0, err
     model = onnx.load(prefix + '-raw.onnx')
     assert [o.name for o in model.graph.output] == list(RAW_OUTPUTS)
