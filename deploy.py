@@ -58,8 +58,8 @@ def export_onnx_model(args, prefix, epoch):
     if args.class_names is None and len(names) != args.num_classes:
         names = None  # the shipped names do not fit this model: write none
     path = export_onnx_checkpoint(
-        None if args.deploy else args.network, prefix, epoch, args.data_shape, args.num_classes, args.nms_thresh,
-        args.force_nms, args.nms_topk, raw=args.onnx_raw, class_names=names,
+        None if args.deploy else args.network, prefix, epoch, args.data_shape, args.num_classes,
+        args.nms_thresh, args.force_nms, args.nms_topk, raw=args.onnx_raw, class_names=names,
         mean_pixels=args.mean,
         path=args.output_prefix and onnx_file(args.output_prefix, args.onnx_raw))
     print('ONNX model (opset %d%s): %s' % (OPSET, ', raw outputs' if args.onnx_raw else '', path))

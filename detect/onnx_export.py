@@ -20,8 +20,9 @@ Two things of mx2onnx 1.9.1 are worked around rather than extended: ``export_mod
 the model with (and checks its graph against) the newest opset the ``onnx`` package knows
 while its translations emit opset 13 operators, so the graph is built with
 ``MXNetGraph.create_onnx_graph_proto``, its premature check skipped, and the model stamped
-with :data:`OPSET` and checked in full here; and it has no hook for metadata, so that is added to the model
-afterwards.  mx2onnx uses ``onnx.mapping``, which onnx 1.19 removed: onnx must be < 1.19.
+with :data:`OPSET` and checked in full here; and it has no hook for metadata, so that is
+added to the model afterwards.  mx2onnx uses ``onnx.mapping``, which onnx 1.19 removed:
+onnx must be < 1.19.
 
 The translations look up the facts they need (anchors, class and anchor counts) in
 :data:`_FACTS`, filled for the duration of one export (exports are not thread-safe).
@@ -389,7 +390,7 @@ def model_metadata(data_hw, class_names=None, mean_pixels=None, raw=False, spec=
                    extra=None):
     """The ONNX metadata_props: everything a consumer needs to feed the model and read it."""
     meta = {
-        'mxnet_ssd.outputs': ('raw: cls_prob (N, C+1, A) softmax with background class 0; '
+        'outputs': ('raw: cls_prob (N, C+1, A) softmax with background class 0; '
                               'loc_pred (N, 4A) offsets (x, y, log w, log h) / variances; '
                               'anchors (1, A, 4) [xmin, ymin, xmax, ymax]' if raw else
                               'detection (N, A, 6) rows [class_id, score, xmin, ymin, xmax, '

@@ -466,3 +466,22 @@ def test_converted_caffe_model_exports_through_deploy_py(tmp_path, capsys):
     assert len(expected[0]) >= 100
     for runtime in RUNTIMES:
         assert_same_detections(kept(run_onnx(runtime, prefix + '.onnx', data)), expected, ATOL)
+
+
+def test_evaluate_without_the_runtime_says_what_to_install(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'openvino', None)
+    with pytest.raises(SystemExit) as exit_info:
+        run_script('evaluate.py', ['--runtime', 'openvino', '--cpu'], capsys)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: --runtime openvino needs the openvino package') and \
+        "pip install -e '.[onnx]'" in err and len(err.splitlines()) == 1
+
+
+def test_too_new_onnx_is_named(monkeypatch):
+    onnx = need('onnx')
+    from detect.onnx_export import OnnxUnavailable, require_onnx
+    monkeypatch.delattr(onnx, 'mapping', raising=False)
+    monkeypatch.setitem(sys.modules, 'onnx.mapping', None)
+    with pytest.raises(OnnxUnavailable, match=r'onnx\.mapping, removed in onnx 1\.19'):
+        require_onnx()
