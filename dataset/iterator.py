@@ -12,6 +12,9 @@ import cv2
 import mxnet as mx
 import numpy as np
 
+from .checks import check_label_rows, check_record_file
+from .imdb import read_imglist
+
 DEFAULT_MEAN_PIXELS = (123, 117, 104)
 # ImageDetRecordIter writes 4 values before each record's own label (the last being its
 # length); the record's label then starts with [header_width, object_width, ...].
@@ -43,16 +46,24 @@ class DetRecordIter(mx.io.DataIter):
     `data_shape`: int or (H, W).  `mean_pixels`: RGB means subtracted from the data.
     `label_pad_width`: label values per image (2 + 6 x max objects); -1 lets MXNet find the
     largest in the file.  Train and validation iterators of one model must use the same value
-    (see `estimate_label_pad_width`).  `**aug`: ImageDetRecordIter keywords such as
-    `config.config.cfg.train`, plus `num_parts` / `part_index` for sharding.
+    (see `estimate_label_pad_width`).  `num_classes`: when given, every batch's class ids are
+    checked against it (`dataset.checks.LabelError` otherwise).  `**aug`: ImageDetRecordIter
+    keywords such as `config.config.cfg.train`, plus `num_parts` / `part_index` for sharding.
+
+    The record file is checked first (`dataset.checks.check_record_file`: whole, and consistent
+    with its .idx); `num_records` says how many images it holds.
     """
 
     def __init__(self, path_imgrec, batch_size, data_shape, mean_pixels=DEFAULT_MEAN_PIXELS,
-                 label_pad_width=-1, path_imglist='', **aug):
+                 label_pad_width=-1, path_imglist='', num_classes=None, **aug):
         super().__init__(batch_size)
-        for path in (path_imgrec, path_imglist):
-            if path and not os.path.isfile(path):
-                raise FileNotFoundError('record/list file not found: %s' % path)
+        if path_imglist and not os.path.isfile(path_imglist):
+            raise FileNotFoundError('list file not found: %s' % path_imglist)
+        self.num_records = check_record_file(path_imgrec)
+        check_batch_size(batch_size, self.num_records, path_imgrec, aug)
+        if path_imglist:
+            check_imglist_labels(path_imglist, num_classes)
+        self.num_classes = num_classes
         height, width = image_hw(data_shape)
         aug.setdefault('fill_value', int(round(float(np.mean(mean_pixels)))))
         aug.setdefault('verbose', False)
@@ -85,17 +96,54 @@ class DetRecordIter(mx.io.DataIter):
         self.label_start = LABEL_PREFIX + header_width
         self.object_width = object_width
         self.max_objects = (first.shape[1] - self.label_start) // object_width
+        self._batches_read = 0
+        self._check_labels(self._object_rows(batch.label[0]), batch.pad)
+
+    def _object_rows(self, flat_label):
+        end = self.label_start + self.max_objects * self.object_width
+        return flat_label[:, self.label_start:end].reshape(
+            (-1, self.max_objects, self.object_width))
+
+    def _check_labels(self, label, pad):
+        # cheap (a few KB per batch) and it catches a --num-class below the data's class ids
+        # here, naming the file, rather than as an IndexError deep in the metric.  The `pad`
+        # filler samples of a last partial batch hold whatever was in the buffer: not checked.
+        check_label_rows(label[:self.batch_size - (pad or 0)].asnumpy(), self.num_classes,
+                         '%s (batch %d)' % (self.path_imgrec, self._batches_read))
 
     def reset(self):
         self.rec.reset()
+        self._batches_read = 0
 
     def next(self):
         batch = self.rec.next()
-        end = self.label_start + self.max_objects * self.object_width
-        label = batch.label[0][:, self.label_start:end].reshape(
-            (-1, self.max_objects, self.object_width))
+        label = self._object_rows(batch.label[0])
+        self._check_labels(label, batch.pad)
+        self._batches_read += 1
         return mx.io.DataBatch(data=batch.data, label=[label], pad=batch.pad, index=batch.index,
                                provide_data=self.provide_data, provide_label=self.provide_label)
+
+
+def check_batch_size(batch_size, num_records, path_imgrec, aug):
+    """A batch must be a positive number of images; with `round_batch` (MXNet's default, used
+    for training) it must not exceed the images of the file (or of one shard), since every
+    batch would then hold some images twice.  Evaluation (round_batch=False) pads instead."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError('batch size must be a positive whole number, got %r' % (batch_size,))
+    per_part = num_records // max(1, int(aug.get('num_parts', 1)))
+    if aug.get('round_batch', True) and batch_size > per_part:
+        raise ValueError('batch size %d is larger than the %d images of %s%s: every batch would '
+                         'repeat images; use a batch size <= %d (train.py --batch-size)'
+                         % (batch_size, per_part, path_imgrec,
+                            ' per shard' if aug.get('num_parts', 1) > 1 else '', max(1, per_part)))
+
+
+def check_imglist_labels(path_imglist, num_classes=None):
+    """Parse every line of a detection .lst (MXNet would read a malformed value as 0) and check
+    its labels; errors name the file and line."""
+    for idx, label, _ in read_imglist(path_imglist, keep_padding=True):
+        check_label_rows(label, num_classes, '%s (image index %d)' % (path_imglist, idx))
 
 
 def _create_record_iter(**kwargs):
@@ -118,7 +166,8 @@ def _create_record_iter(**kwargs):
                 'xmax, ymax, difficult, ...] packed in its header, as im2rec --pack-label '
                 'writes from a detection .lst); prepare it with tools/prepare_dataset.py'
                 % path) from None
-        raise
+        raise ValueError('%s: MXNet cannot read it: %s' % (path, message.strip().splitlines()[-1])) \
+            from None
 
 
 def estimate_label_pad_width(*paths_imgrec):
@@ -126,6 +175,7 @@ def estimate_label_pad_width(*paths_imgrec):
     use it to give train and validation iterators the same label shape)."""
     width = 0
     for path in paths_imgrec:
+        check_record_file(path)   # a bad file is named, not a raw MXNetError mid-read
         reader = mx.recordio.MXRecordIO(path, 'r')
         try:
             for item in iter(reader.read, None):

@@ -87,7 +87,7 @@ def test_corrupt_image_is_skipped_with_a_message(setup, tmp_path, capsys):
                                   '--save-dir', str(tmp_path / 'out')))
     assert status == 1
     err = capsys.readouterr().err
-    assert 'error: %s: cannot read image' % bad in err
+    assert 'error: %s: truncated JPEG' % bad in err   # header, then no scan
     assert 'error: %s: file not found' % (tmp_path / 'gone.jpg') in err
     assert '2 input(s) could not be processed' in err
     document = json.loads((tmp_path / 'out' / 'detections.json').read_text())
