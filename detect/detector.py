@@ -54,7 +54,9 @@ def valid_rows(output):
 
 
 class Detector:
-    """SSD detector around an MXNet Module.
+    """SSD detector: image handling around a network runtime (detect.runtimes).  Built from
+    a checkpoint it binds an MXNet Module (``module``; ``runtime`` wraps it);
+    ``Detector.on_runtime`` puts another runtime (an exported ONNX model) behind it.
 
     symbol: the test Symbol (``symbol.symbol_factory.get_symbol``), or None to use the
         checkpoint's own ``-symbol.json`` (a deploy model made by deploy.py).
