@@ -21,6 +21,8 @@ import mxnet as mx
 
 from config import defaults
 
+from .winograd import use_winograd
+
 logger = logging.getLogger(__name__)
 
 SPEC_FORMAT = 'mxnet-ssd-model'
@@ -442,8 +444,14 @@ def check_params(symbol, data_desc, arg_params, aux_params, source):
 
 
 def bind_for_inference(symbol, arg_params, aux_params, data_desc, ctx, source):
-    """A Module of ``symbol`` bound for inference on ``data_desc`` with the checked params."""
+    """A Module of ``symbol`` bound for inference on ``data_desc`` with the checked params.
+
+    On the CPU, 3x3 convolutions where it measured faster run as our Winograd operator
+    (``symbol.winograd``; ``MXSSD_WINOGRAD=0`` turns it off).  Only the bound graph changes:
+    parameter names stay, and nothing converted is ever saved."""
     check_params(symbol, data_desc, arg_params, aux_params, source)
+    if all(c.device_type == 'cpu' for c in (ctx if isinstance(ctx, (list, tuple)) else [ctx])):
+        symbol = use_winograd(symbol, {data_desc.name: data_desc.shape})
     module = mx.mod.Module(symbol, data_names=(data_desc.name,), label_names=None, context=ctx)
     module.bind(data_shapes=[data_desc], for_training=False)
     module.set_params(arg_params, aux_params, allow_missing=False, allow_extra=True)

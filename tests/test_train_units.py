@@ -13,7 +13,7 @@ from train.optim import cosine_schedule, lr_schedule, make_lr_schedule, optimize
 from train.options import TrainOptions
 from train.params import choose_param_source, frozen_by_pattern, split_by_fit
 from train.recipes import DEMO, recipe_argv
-from train.train_net import (augmentation, count_examples, log_file_path, resolve_class_names,
+from train.train_net import (augmentation, log_file_path, resolve_class_names,
                              training_symbol)
 
 # ------------------------------------------------------------------------------------ metric
@@ -197,10 +197,6 @@ def test_class_names_and_counts(tmp_path):
     assert resolve_class_names('synthetic', 4) == ['circle', 'square', 'triangle', 'cross']
     with pytest.raises(ValueError, match='--class-names gives 2 names .a, b. but --num-class is 3'):
         resolve_class_names('a,b', 3)
-    rec = tmp_path / 'x.rec'
-    rec.write_bytes(b'')
-    (tmp_path / 'x.idx').write_text('0\t0\n1\t100\n2\t200\n')
-    assert count_examples(str(rec)) == 3
     assert log_file_path('out/ssd', 'train.log', 0) == os.path.join('out', 'train.log')
     assert log_file_path('out/ssd', 'train.log', 2) == os.path.join('out', 'train.worker2.log')
 

@@ -20,6 +20,8 @@ import numpy as np
 
 from config.cli import contexts
 from config.config import cfg
+from dataset.analysis import preflight_check
+from dataset.checks import check_record_file
 from dataset.imdb import load_class_names
 from dataset.iterator import DetRecordIter, validation_iter
 from evaluate.eval_metric import MApMetric, VOC07MApMetric
@@ -83,20 +85,19 @@ def resolve_class_names(class_names, num_class):
     return names
 
 
-def count_examples(path_imgrec):
-    """Images in a record file: lines of its .idx, else its records counted."""
-    if not os.path.isfile(path_imgrec):
+def check_data(opts):
+    """Images in the training record file, after checking that the record files are whole and
+    that their labels fit the network (class ids, label width, degenerate boxes): a problem
+    stops the run here, with every bad record named, instead of as a shape error or a NaN
+    loss epochs later."""
+    if not os.path.isfile(opts.train_path):
         raise FileNotFoundError('training record file not found: %s (--train-path; prepare one '
-                                'with tools/prepare_dataset.py)' % path_imgrec)
-    index = os.path.splitext(path_imgrec)[0] + '.idx'
-    if os.path.isfile(index):
-        with open(index) as f:
-            return sum(1 for line in f if line.strip())
-    reader = mx.recordio.MXRecordIO(path_imgrec, 'r')
-    try:
-        return sum(1 for _ in iter(reader.read, None))
-    finally:
-        reader.close()
+                                'with tools/prepare_dataset.py)' % opts.train_path)
+    num_example = check_record_file(opts.train_path)
+    for path in (opts.train_path, opts.val_path):
+        if path:
+            preflight_check(path, opts.num_class, opts.label_width)
+    return num_example
 
 
 def seed_everything(seed):
@@ -205,7 +206,8 @@ class Trainer:
         self.is_chief = rank == 0
         self.contexts = resolve_contexts(opts.gpus, opts.cpu)
         self.class_names = resolve_class_names(opts.class_names, opts.num_class)
-        num_example = opts.num_example or count_examples(opts.train_path)
+        num_example = check_data(opts)
+        num_example = opts.num_example or num_example
         self.epoch_size = max(1, num_example // (opts.batch_size * num_workers))
         self.train_iter = self._train_iter()
         self.val_iter = self._val_iter()
@@ -321,8 +323,13 @@ class Trainer:
             if self.num_workers > 1 and epoch + 1 == opts.end_epoch:
                 digest = self._log_digest(mod)
             record = self._end_epoch(mod, epoch, metric, val_metric, seconds, images)
+            params = self._checked_params(mod, epoch + 1) if self._saves(epoch) else None
+            # The record goes first: a run killed between the two writes resumes from the
+            # previous checkpoint and drops the record, never a checkpoint without its record.
             if history is not None:
                 history.add(record)
+            if params is not None:
+                self._save(epoch + 1, mod, *params)
         return self._summary(history, digest)
 
     def _train_epoch(self, mod, epoch, metric, speedometer):
@@ -379,8 +386,6 @@ class Trainer:
             for name, value in self._validate(mod, val_metric):
                 logger.info('Epoch[%d] Validation-%s=%f', epoch, name, value)
                 record['mAP' if name == 'mAP' else 'AP ' + name] = value
-        if self.is_chief and self._checkpoint_due(epoch):
-            self._save(mod, epoch + 1)
         return record
 
     def _current_lr(self, mod):
@@ -402,13 +407,18 @@ class Trainer:
                               [output[:keep] for output in mod.get_outputs()])
         return val_metric.get_name_value()
 
-    def _checkpoint_due(self, epoch):
+    def _saves(self, epoch):
+        """True when this process writes a checkpoint at the end of ``epoch``."""
         period = max(1, self.opts.checkpoint_period)
-        return (epoch + 1) % period == 0 or epoch + 1 == self.opts.end_epoch
+        due = (epoch + 1) % period == 0 or epoch + 1 == self.opts.end_epoch
+        return self.is_chief and due
 
-    def _save(self, mod, epoch):
+    def _checked_params(self, mod, epoch):
         arg_params, aux_params = mod.get_params()
         self._check_params_finite(dict(arg_params, **aux_params), epoch)
+        return arg_params, aux_params
+
+    def _save(self, epoch, mod, arg_params, aux_params):
         save_states = mod.save_optimizer_states if self._keeps_optimizer_state() else None
         spec = self.model_spec() if self.last_checkpoint is None else None
         checkpoint.save_checkpoint(self.prefix, epoch, self.net, arg_params, aux_params,
