@@ -47,10 +47,13 @@ def load_module(name, path):
 
 class BuildOps(Command):
     description = "compile the MultiBox operator library and the Caffe proto"
-    user_options = [("cuda=", None, "build the CUDA kernels: yes, no or auto (default)")]
+    user_options = [("cuda=", None, "build the CUDA kernels: yes, no or auto (default)"),
+                    ("sanitize=", None, "also instrument with sanitizers, e.g. address,undefined "
+                                        "(built into operator/build/sanitize/)")]
 
     def initialize_options(self):
         self.cuda = "auto"
+        self.sanitize = ""
 
     def finalize_options(self):
         if self.cuda not in ("yes", "no", "auto"):
@@ -59,11 +62,11 @@ class BuildOps(Command):
     def run(self):
         operators = load_module("mxssd_operators", "symbol/operators.py")
         with_cuda = {"yes": True, "no": False, "auto": None}[self.cuda]
-        print("built", operators.build(with_cuda=with_cuda))
+        sanitize = operators.parse_sanitizers(self.sanitize)
+        print("built", operators.build(with_cuda=with_cuda, sanitize=sanitize))
         proto = os.path.join(ROOT, "tools", "caffe_converter", "proto.py")
         if os.path.exists(proto):
             print("built", load_module("mxssd_caffe_proto", "tools/caffe_converter/proto.py").build())
-
 
 setup(
     name="mxnet-ssd",
