@@ -31,6 +31,11 @@ REQUIRES = [
     "scipy",                             # MXNet's INT8 entropy calibration (tools/quantize.py)
 ]
 
+# deploy.py --format onnx, demo.py / evaluate.py --runtime (tested: onnx 1.18.0, onnxruntime
+# 1.32.0, openvino 2026.4.1 with numpy 1.23.5).  MXNet 1.9.1's ONNX exporter imports
+# onnx.mapping, which onnx 1.19 removed.
+ONNX_EXTRA = ["onnx>=1.14,<1.19", "onnxruntime>=1.16", "openvino>=2023.1"]
+
 
 def load_module(name, path):
     """Import one file without importing its package (whose __init__ loads the operators)."""
@@ -74,6 +79,6 @@ setup(
     packages=find_packages(include=["symbol", "dataset", "dataset.*", "config", "train",
                                     "detect", "evaluate", "tools", "tools.*"]),
     install_requires=REQUIRES,
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest"], "onnx": ONNX_EXTRA},
     cmdclass={"build_ops": BuildOps},
 )
