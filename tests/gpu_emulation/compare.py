@@ -188,6 +188,7 @@ def cases(count, seed=0):
 
 
 def main():
+    operators.load()   # the CPU twins (named_cases below already runs MultiBoxPrior)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("library")
     parser.add_argument("--cases", type=int, default=24)
@@ -196,7 +197,6 @@ def main():
     parser.add_argument("--case", choices=sorted(named_cases()) + ["malformed_padding"],
                         help="run only this named case")
     args = parser.parse_args()
-    operators.load()   # the CPU twins
     mx.library.load(os.path.abspath(args.library), verbose=False)
     fills, total, failed = args.fills.split(","), 0, 0
     if args.case == "malformed_padding":
