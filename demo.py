@@ -6,6 +6,7 @@ pictures / video and the detections (pixel coordinates) as JSON.
         --prefix model/ssd_ --epoch 240 --class-names pascal_voc --show
     python demo.py --video clip.mp4 --save-dir output/clip
     python demo.py --deploy --prefix model/deploy_ssd_mobilenet_0.25_224
+    python demo.py --runtime onnxruntime --prefix model/deploy_ssd_mobilenet_0.25_224.onnx
 """
 import argparse
 import os
@@ -33,6 +34,7 @@ def parse_args(argv=None):
                        "(with --deploy: deploy_ in front of that name, as deploy.py writes)")
     cli.add_nms_args(p)
     cli.add_device_args(p)
+    cli.add_runtime_args(p)
     p.add_argument('--thresh', type=float, default=0.5,
                    help='lowest score drawn and written to the JSON')
     p.add_argument('--timer', action=cli.BOOL, default=True, help='print the detection time')
@@ -73,8 +75,21 @@ def open_model(args):
     return prefix, model_io.resolve_epoch(prefix, args.epoch), settings
 
 
+def exported_detector(args):
+    """--runtime onnxruntime/openvino: the exported model, settings from its metadata."""
+    from detect.detector import Detector
+    from detect.runtimes import exported_epoch, open_exported_model
+    session, path, settings = open_exported_model(args.runtime, args.prefix,
+                                                  cli.model_flags(args), fallback_settings())
+    detector = Detector.on_runtime(session, settings['data_shape'], settings['mean_pixels'],
+                                   args.batch_size, path, exported_epoch(session))
+    return detector, settings
+
+
 def detector_from_args(args):
     from detect.detector import detector_from_settings
+    if args.runtime != 'mxnet':
+        return exported_detector(args)
     prefix, epoch, settings = open_model(args)
     ctx = cli.contexts(args.gpus, args.cpu)[0]
     detector = detector_from_settings(prefix, epoch, settings,
@@ -113,6 +128,7 @@ def main(argv=None):
         print('annotated results in %s' % args.save_dir)
     if args.json:
         run.log.write(args.json, dict(prefix=detector.model_prefix, epoch=detector.epoch,
+                                      runtime=args.runtime,
                                       network='deploy' if args.deploy else settings['network'],
                                       data_shape=settings['data_shape']))
         print('detections (pixel coordinates) in %s' % args.json)

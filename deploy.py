@@ -5,6 +5,7 @@
     python deploy.py                                   # the shipped model -> model/deploy_ssd_...
     python deploy.py --prefix output/exp1/ssd --epoch 240     # settings from its model spec
     python deploy.py --network vgg16_reduced --data-shape 300 --num-class 20 --prefix old/ssd_
+    python deploy.py --format onnx        # -> model/deploy_ssd_mobilenet_0.25_224.onnx
 
 By default (--portable) the graph uses MXNet's built-in _contrib_MultiBox* operators, so it
 runs on stock MXNet in any language binding or model server, without this project.
@@ -32,7 +33,22 @@ def parse_args(argv=None):
     p.add_argument('--output-prefix', default=None,
                    help='where to write (default: deploy_ in front of the checkpoint name); '
                         'never the checkpoint itself')
+    cli.add_export_args(p)
     return p.parse_args(argv)
+
+
+def export_onnx_model(args, prefix, epoch, spec, settings):
+    """deploy.py --format onnx: the whole detector as one .onnx, the model spec inside."""
+    from detect.onnx_export import OPSET, export_onnx_checkpoint
+    from symbol import model_io
+    if args.deploy or settings['deploy']:
+        settings = dict(settings, network=None)   # the checkpoint's own graph
+    path = args.output_prefix and model_io.onnx_file(args.output_prefix, args.onnx_raw)
+    path = export_onnx_checkpoint(settings, prefix, epoch, spec, raw=args.onnx_raw, path=path)
+    print('ONNX model (opset %d%s): %s' % (OPSET, ', raw outputs' if args.onnx_raw else '', path))
+    if not args.onnx_raw:
+        print('run it with: python demo.py --runtime onnxruntime --prefix %s' % path)
+    return 0
 
 
 @cli.command
@@ -42,6 +58,8 @@ def main(argv=None):
     args = parse_args(argv)
     prefix, spec, settings = cli.open_model(args, fallback_settings())
     epoch = model_io.resolve_epoch(prefix, args.epoch)
+    if args.format == 'onnx' or args.onnx_raw:
+        return export_onnx_model(args, prefix, epoch, spec, settings)
     files = export_deploy_model(settings, prefix, epoch, portable=args.portable,
                                 output_prefix=args.output_prefix, spec=spec)
     print('deploy model (%s operators): %s, %s'

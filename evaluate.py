@@ -39,6 +39,7 @@ def parse_args(argv=None):
     cli.add_model_args(p, TrainOptions.prefix, '(default: train.py\'s default prefix)')
     cli.add_nms_args(p)
     cli.add_device_args(p)
+    cli.add_runtime_args(p)
     p.add_argument('--batch-size', type=cli.positive_int, default=32,
                    help='images per forward pass')
     p.add_argument('--label-width', type=int, default=defaults.EVAL_LABEL_WIDTH,
@@ -81,9 +82,16 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
     fallback = dict(FALLBACK, class_names=load_class_names('pascal_voc'))
-    prefix, _, settings = cli.open_model(args, fallback)
-    epoch = model_io.resolve_epoch(prefix, args.epoch)
-    network = None if args.deploy or settings['deploy'] else settings['network']
+    runtime = None
+    if args.runtime == 'mxnet':
+        prefix, _, settings = cli.open_model(args, fallback)
+        epoch = model_io.resolve_epoch(prefix, args.epoch)
+    else:   # the exported model: settings from its metadata
+        from detect.runtimes import exported_epoch, open_exported_model
+        runtime, prefix, settings = open_exported_model(args.runtime, args.prefix,
+                                                        cli.model_flags(args), fallback)
+        epoch = exported_epoch(runtime)
+    network = None if args.deploy or settings.get('deploy') else settings['network']
     results = evaluate_net(
         network, args.rec_path, settings['num_classes'],
         settings['mean_pixels'], settings['data_shape'], prefix, epoch, ctx=args.ctx,
@@ -94,7 +102,7 @@ def main(argv=None):
         metric=args.metric, num_batch=args.num_batch, frequent=args.frequent,
         output_dir=args.output_dir, coco_annotations=args.coco_annotations,
         image_root=args.image_root, label_pad_width=args.label_width,
-        preset_overrides=settings['preset_overrides'])
+        preset_overrides=settings['preset_overrides'], runtime=runtime)
     print(results.get('coco_summary', ''), end='')
     print(results['table'])
     print('%d images, %.1f images/sec; results and plots in %s'

@@ -11,8 +11,19 @@ import json
 import sys
 
 BOOL = argparse.BooleanOptionalAction
-# Errors a user can cause with flags or files; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, OSError)
+# Where the network runs (detect.runtimes); the ONNX ones run deploy.py --format onnx's model.
+RUNTIMES = ('mxnet', 'onnxruntime', 'openvino')
+ONNX_INSTALL = "pip install -e '.[onnx]'"
+
+
+class MissingPackage(ImportError):
+    """An optional package a flag needs is not installed (or unusable); the message says
+    what to install."""
+
+
+# Errors a user can cause with flags, files or optional packages; anything else is a bug and
+# keeps its traceback.
+USER_ERRORS = (ValueError, OSError, MissingPackage)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -104,6 +115,34 @@ def add_device_args(parser):
                        help="GPU ids, e.g. '0,1' (default: GPU 0 if MXNet sees one, else the "
                             "CPU)")
     group.add_argument('--cpu', action=BOOL, default=False, help='run on the CPU')
+    return group
+
+
+def add_runtime_args(parser):
+    """--runtime (demo.py, evaluate.py)."""
+    group = parser.add_argument_group('runtime')
+    group.add_argument('--runtime', choices=RUNTIMES, default='mxnet',
+                       help="run the checkpoint on MXNet, or the ONNX model deploy.py --format "
+                            "onnx wrote (<dir>/deploy_<name>.onnx, or --prefix FILE.onnx) on "
+                            "ONNX Runtime or OpenVINO (%s); its metadata give the classes, "
+                            "mean and data shape" % ONNX_INSTALL)
+    return group
+
+
+def add_export_args(parser):
+    """deploy.py's output format flags."""
+    group = parser.add_argument_group('output format')
+    group.add_argument('--format', choices=('mxnet', 'onnx'), default='mxnet',
+                       help='mxnet: -symbol.json, .params, -model.json; onnx: one '
+                            '<dir>/deploy_<name>.onnx with the whole detector, NMS included, '
+                            'the model spec in its metadata (%s)' % ONNX_INSTALL)
+    group.add_argument('--onnx-raw', action=BOOL, default=False,
+                       help='ONNX without decoding and NMS: outputs cls_prob, loc_pred, '
+                            'anchors (for TensorRT, OpenVINO DetectionOutput), as -raw.onnx; '
+                            'implies --format onnx')
+    group.add_argument('--deploy', action=BOOL, default=False,
+                       help="--format onnx: export the checkpoint's own -symbol.json (a "
+                            "converted Caffe or deploy model) instead of building the network")
     return group
 
 

@@ -18,6 +18,7 @@ from dataset.testdb import TestDB
 from symbol import model_io
 
 from . import visualize
+from .runtimes import MXNetRuntime
 
 ModelFilesNotFound = model_io.ModelError
 
@@ -53,7 +54,9 @@ def valid_rows(output):
 
 
 class Detector:
-    """SSD detector around an MXNet Module.
+    """SSD detector: image handling around a network runtime (detect.runtimes).  Built from
+    a checkpoint it binds an MXNet Module (``module``; ``runtime`` wraps it);
+    ``Detector.on_runtime`` puts another runtime (an exported ONNX model) behind it.
 
     symbol: the test Symbol (``symbol.symbol_factory.get_symbol``), or None to use the
         checkpoint's own ``-symbol.json`` (a deploy model made by deploy.py).
@@ -65,16 +68,30 @@ class Detector:
 
     def __init__(self, symbol, model_prefix, epoch, data_shape,
                  mean_pixels=defaults.MEAN_PIXELS, batch_size=1, ctx=None):
-        self.data_shape = image_hw(data_shape)
-        self.mean_pixels = tuple(float(m) for m in mean_pixels)
-        self.batch_size = int(batch_size)
+        self._set_input(data_shape, mean_pixels, batch_size, model_prefix, epoch)
         self.ctx = ctx or mx.cpu()
-        self.model_prefix, self.epoch = model_prefix, epoch
         self.symbol, arg_params, aux_params = load_model(model_prefix, epoch, symbol)
         data_desc = mx.io.DataDesc('data', (self.batch_size, 3) + tuple(self.data_shape))
         self.module = model_io.bind_for_inference(
             self.symbol, arg_params, aux_params, data_desc, self.ctx,
             model_io.params_path(model_prefix, epoch))
+        self.runtime = MXNetRuntime(self.module)
+
+    @classmethod
+    def on_runtime(cls, runtime, data_shape, mean_pixels=defaults.MEAN_PIXELS, batch_size=1,
+                   source='', epoch=None):
+        """A Detector whose network runs on ``runtime`` (see detect.runtimes: an exported ONNX
+        model on ONNX Runtime or OpenVINO); ``source`` names the model in reports."""
+        detector = cls.__new__(cls)   # no MXNet module to bind: only the input geometry
+        detector._set_input(data_shape, mean_pixels, batch_size, source, epoch)
+        detector.runtime = runtime
+        return detector
+
+    def _set_input(self, data_shape, mean_pixels, batch_size, model_prefix, epoch):
+        self.data_shape = image_hw(data_shape)
+        self.mean_pixels = tuple(float(m) for m in mean_pixels)
+        self.batch_size = int(batch_size)
+        self.model_prefix, self.epoch = model_prefix, epoch
         self.last_detection_seconds = 0.0
 
     def detect_iter(self, det_iter, show_timer=False):
@@ -115,8 +132,7 @@ class Detector:
         return preprocess_image(image_bgr, self.data_shape, self.mean_pixels)
 
     def _forward(self, data, num_real):
-        self.module.forward(mx.io.DataBatch(data=[data]), is_train=False)
-        output = self.module.get_outputs()[0].asnumpy()
+        output = self.runtime.detect(data)
         return [valid_rows(output[k]) for k in range(num_real)]
 
     def _report_time(self, num_images, seconds, show_timer):

@@ -44,11 +44,7 @@ def export_deploy_model(settings, model_prefix, epoch, portable=True, output_pre
                                   'would replace its training symbol %s; choose another '
                                   '--output-prefix' % (output_prefix,
                                                        model_io.symbol_path(model_prefix)))
-    symbol = model_io.inference_symbol(settings)
-    arg_params, aux_params = model_io.load_params(model_prefix, epoch)
-    data_desc = mx.io.DataDesc('data', (1, 3) + tuple(model_io.image_hw(settings['data_shape'])))
-    model_io.check_params(symbol, data_desc, arg_params, aux_params,
-                          model_io.params_path(model_prefix, epoch))
+    symbol, arg_params, aux_params = model_io.inference_model(model_prefix, epoch, settings)
     if portable:
         symbol = with_builtin_operators(symbol)
     deploy_spec = deploy_model_spec(spec, settings)

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from config import defaults
 from dataset.iterator import validation_iter
+from detect.runtimes import MXNetRuntime
 from symbol import model_io
 
 from .coco_metric import CocoMetric, coco_from_imglist, image_ids_from_imglist, load_coco
@@ -66,9 +67,10 @@ def create_metric(kind, class_names, ovp_thresh=0.5, use_difficult=False, list_p
     return CocoMetric(coco, [image['id'] for image in coco.dataset['images']], class_names)
 
 
-def run_detection(module, eval_iter, metric, num_batch=None, frequent=20, total_images=None):
-    """Forward every batch (or the first ``num_batch``) and feed the metric, leaving out the
-    padding of the last batch.  Returns (images evaluated, batches, seconds)."""
+def run_detection(runtime, eval_iter, metric, num_batch=None, frequent=20, total_images=None):
+    """Detect every batch (or the first ``num_batch``) with ``runtime`` (``detect(data) ->
+    detections``, see detect.runtimes) and feed the metric, leaving out the padding of the
+    last batch.  Returns (images evaluated, batches, seconds)."""
     batch_size = eval_iter.provide_data[0].shape[0]
     if num_batch is not None:
         total_images = min(total_images or num_batch * batch_size, num_batch * batch_size)
@@ -79,9 +81,9 @@ def run_detection(module, eval_iter, metric, num_batch=None, frequent=20, total_
         for batch in eval_iter:
             if num_batch is not None and batches >= num_batch:
                 break
-            module.forward(batch, is_train=False)
+            detections = runtime.detect(batch.data[0])
             real = batch_size - (batch.pad or 0)
-            metric.update([batch.label[0][:real]], [module.get_outputs()[0][:real]])
+            metric.update([batch.label[0][:real]], [detections[:real]])
             images += real
             batches += 1
             bar.update(real)
@@ -114,7 +116,8 @@ def evaluate_net(net, path_imgrec, num_classes, mean_pixels, data_shape, model_p
                  ovp_thresh=defaults.EVAL_IOU, use_difficult=False, class_names=None,
                  metric='voc07', num_batch=None, frequent=20, output_dir=None,
                  coco_annotations=None, image_root=None,
-                 label_pad_width=defaults.EVAL_LABEL_WIDTH, preset_overrides=None):
+                 label_pad_width=defaults.EVAL_LABEL_WIDTH, preset_overrides=None,
+                 runtime=None):
     """Evaluate ``<model_prefix>-<epoch>`` on ``path_imgrec``; returns the results dict (also
     written as ``results.json`` with the plots into ``output_dir`` when given).
 
@@ -122,7 +125,9 @@ def evaluate_net(net, path_imgrec, num_classes, mean_pixels, data_shape, model_p
     (deploy models).  ``mean_pixels``: RGB means the model was trained with.
     ``class_names``: default class_0..; their number must equal ``num_classes``.
     ``label_pad_width``: label values per image in the iterator (-1: sized from the data).
-    ``preset_overrides``: the preset fields the model was trained with."""
+    ``preset_overrides``: the preset fields the model was trained with.
+    ``runtime``: a detect.runtimes runtime (an exported ONNX model) to run instead of the
+    checkpoint on MXNet; ``net``, ``model_prefix`` and ``epoch`` then only label the results."""
     class_names = list(class_names or ['class_%d' % i for i in range(num_classes)])
     if len(class_names) != num_classes:
         raise EvaluationError('%d class names given for %d classes: %s'
@@ -130,22 +135,19 @@ def evaluate_net(net, path_imgrec, num_classes, mean_pixels, data_shape, model_p
     list_path = path_imglist or os.path.splitext(path_imgrec)[0] + '.lst'
     scorer = create_metric(metric, class_names, ovp_thresh, use_difficult, list_path,
                            coco_annotations, image_root)
-    model_io.require_files([model_io.params_path(model_prefix, epoch)], model_prefix)
+    if runtime is None:
+        model_io.require_files([model_io.params_path(model_prefix, epoch)], model_prefix)
     eval_iter = validation_iter(path_imgrec, batch_size, data_shape, mean_pixels,
                                 label_pad_width, path_imglist, num_classes)
-    if net is None:
-        symbol = model_io.deploy_symbol(model_io.load_symbol(model_prefix),
-                                        model_io.symbol_path(model_prefix))
-    else:
-        symbol = model_io.inference_symbol(dict(
-            network=net, data_shape=data_shape, num_classes=num_classes, nms_thresh=nms_thresh,
-            force_nms=force_nms, nms_topk=nms_topk, preset_overrides=preset_overrides))
-    arg_params, aux_params = model_io.load_params(model_prefix, epoch)
-    module = model_io.bind_for_inference(symbol, arg_params, aux_params,
-                                         eval_iter.provide_data[0], ctx,
-                                         model_io.params_path(model_prefix, epoch))
+    if runtime is None:
+        runtime = MXNetRuntime(model_io.bind_for_inference(
+            *model_io.inference_model(model_prefix, epoch, dict(
+                network=net, data_shape=data_shape, num_classes=num_classes,
+                nms_thresh=nms_thresh, force_nms=force_nms, nms_topk=nms_topk,
+                preset_overrides=preset_overrides)),
+            eval_iter.provide_data[0], ctx, model_io.params_path(model_prefix, epoch)))
     try:
-        images, batches, seconds = run_detection(module, eval_iter, scorer, num_batch,
+        images, batches, seconds = run_detection(runtime, eval_iter, scorer, num_batch,
                                                  frequent, count_records(path_imgrec))
     except ValueError as err:   # the metric's own checks, e.g. a class id beyond the model
         raise EvaluationError('%s: %s (the model has %d classes: %s)'

@@ -76,6 +76,22 @@ def deploy_prefix(model_prefix):
     return os.path.join(folder, DEPLOY_TAG + name)
 
 
+def onnx_path(prefix, raw=False):
+    """The ONNX model beside a checkpoint's deploy model (deploy.py --format onnx writes it,
+    --runtime reads it): 'model/ssd_x' -> 'model/deploy_ssd_x.onnx' ('-raw.onnx' for the raw
+    variant).  A prefix already naming a deploy model keeps its name; a .onnx path is kept."""
+    if prefix.endswith('.onnx'):
+        return prefix
+    if not os.path.basename(prefix).startswith(DEPLOY_TAG):
+        prefix = deploy_prefix(prefix)
+    return onnx_file(prefix, raw)
+
+
+def onnx_file(output_prefix, raw=False):
+    """The ONNX model written to exactly ``output_prefix`` (deploy.py --output-prefix)."""
+    return output_prefix + ('-raw.onnx' if raw else '.onnx')
+
+
 def symbol_path(prefix):
     return '%s-symbol.json' % prefix
 
@@ -392,6 +408,20 @@ def inference_symbol(settings):
     return get_symbol(settings['network'], settings['data_shape'], settings['num_classes'],
                       nms_thresh=settings['nms_thresh'], force_suppress=settings['force_nms'],
                       nms_topk=settings['nms_topk'], **(settings.get('preset_overrides') or {}))
+
+
+def inference_model(prefix, epoch, settings):
+    """(symbol, arg_params, aux_params) of checkpoint ``prefix``/``epoch`` for inference, the
+    parameters checked against the graph: the test graph of ``settings``, or with
+    ``settings['network']`` None the saved graph (a deploy or converted model)."""
+    if settings['network'] is None:
+        symbol = deploy_symbol(load_symbol(prefix), symbol_path(prefix))
+    else:
+        symbol = inference_symbol(settings)
+    arg_params, aux_params = load_params(prefix, epoch)
+    data_desc = mx.io.DataDesc('data', (1, 3) + tuple(image_hw(settings['data_shape'])))
+    check_params(symbol, data_desc, arg_params, aux_params, params_path(prefix, epoch))
+    return symbol, arg_params, aux_params
 
 
 def check_params(symbol, data_desc, arg_params, aux_params, source):

@@ -283,3 +283,11 @@ def test_random_sigkills_always_resume_to_the_same_final_epoch(data, tmp_path):
     assert not [f for f in os.listdir(tmp_path) if f.endswith(checkpoint.PARTIAL_SUFFIX)]
     with open(history_path(str(prefix))) as f:
         assert [e['epoch'] for e in json.load(f)] == list(range(1, SIGKILL_EPOCHS + 1))
+
+
+def test_training_checks_its_labels_before_the_first_epoch(data, tmp_path):
+    prefix = str(tmp_path / 'ssd')
+    with pytest.raises(ValueError, match=r'cannot train a 2-class network') as error:
+        train_net(options(data, prefix, num_class=2, class_names='a,b'))
+    assert 'class id' in str(error.value)
+    assert not os.path.exists(tmp_path / 'ssd-symbol.json')   # stopped before any work
