@@ -16,6 +16,7 @@ import sys
 from config.threads import set_default_threads
 
 set_default_threads()  # before mxnet is imported (by the imports below)
+import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 
 from config import cli  # noqa: E402
 from detect.shipped import SHIPPED_MODEL, fallback_settings  # noqa: E402

@@ -17,6 +17,7 @@ from config.threads import set_default_threads
 
 set_default_threads()  # before mxnet is imported
 from config import cli, defaults  # noqa: E402
+import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 from evaluate.evaluate_net import METRICS, evaluate_net  # noqa: E402
 from evaluate.options import resolve_metric  # noqa: E402
 from train.options import TrainOptions  # noqa: E402

@@ -1,25 +1,59 @@
 """mxnet-ssd: SSD (Single Shot MultiBox Detector) on Apache MXNet 1.9 (Symbol API).
 
-    pip install -e .                 # CPU (mxnet==1.9.1)
-    MXSSD_GPU=1 pip install -e .     # GPU (mxnet-cu112==1.9.1; needs an NVIDIA driver + CUDA 11.2)
-    python setup.py build_ops        # compile operator/ into operator/build/ (also done on first import)
+    pip install -e .                    # CPU (mxnet==1.9.1)
+    MXSSD_GPU=1 pip install -e .        # GPU: mxnet-cu112==1.9.1 (NVIDIA driver >= 460)
+    MXSSD_GPU=cu117 pip install -e .    # GPU: any MXNet 1.9.1 CUDA build, see README: GPU
+    python setup.py build_ops           # compile operator/ into operator/build/ (also done on first import)
 """
 import importlib.util
 import os
+import sys
 
-from setuptools import Command, find_packages, setup
+# Checked before anything else (even setuptools, absent from a bare Python 3.12+ venv) so that
+# pip prints which Pythons work and how to get one, not only a version range or a build failure.
+# Newer: MXNet 1.9.1 requires numpy<2, which has no wheels for Python 3.13 (README: Quick start).
+# Older: Python 3.8 is past its end of life and nothing tests it here.
+OLDEST_PYTHON, NEWEST_PYTHON = (3, 9), (3, 12)
+if not OLDEST_PYTHON <= sys.version_info[:2] <= NEWEST_PYTHON:
+    sys.exit("error: mxnet-ssd runs on Python %d.%d to %d.%d, not on Python %d.%d (%s); create the "
+             "virtual environment with one of those, e.g. `pyenv install 3.12` or "
+             "`uv venv --seed --python 3.12` (README: Quick start)"
+             % (OLDEST_PYTHON + NEWEST_PYTHON + sys.version_info[:2] + (
+                 "MXNet 1.9.1 needs numpy<2, which has no wheels for it"
+                 if sys.version_info[:2] > NEWEST_PYTHON else "past its end of life",)))
+
+from setuptools import Command, find_packages, setup  # noqa: E402
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
-# mxnet and mxnet-cu112 install the same `mxnet` package, so the GPU build replaces the CPU
-# one instead of being added as an extra: choose it with MXSSD_GPU=1 (mxnet-cu112 cannot even
-# be imported without an NVIDIA driver, so it is never the default).
-USE_GPU = os.environ.get("MXSSD_GPU", "0") not in ("", "0")
-MXNET = "mxnet-cu112==1.9.1" if USE_GPU else "mxnet==1.9.1"
+# mxnet and its CUDA builds (mxnet-cu112, ...) install the same `mxnet` package, so the GPU
+# build replaces the CPU one instead of being added as an extra: choose it with MXSSD_GPU=1
+# (CUDA 11.2) or MXSSD_GPU=cu117 etc. (a CUDA build cannot even be imported without an NVIDIA
+# driver, so it is never the default).  These are all the CUDA builds of MXNet 1.9.1 on PyPI.
+MXNET_CUDA_BUILDS = ("cu101", "cu102", "cu110", "cu111", "cu112", "cu113", "cu114", "cu115",
+                     "cu116", "cu117")
+DEFAULT_CUDA_BUILD = "cu112"
+
+
+def mxnet_requirement(gpu):
+    """The MXNet distribution for the MXSSD_GPU value ``gpu`` ('' or '0': the CPU build)."""
+    if gpu in ("", "0"):
+        return "mxnet==1.9.1"
+    build = DEFAULT_CUDA_BUILD if gpu == "1" else gpu
+    if build not in MXNET_CUDA_BUILDS:
+        sys.exit("error: MXSSD_GPU=%s: expected 0, 1 (= %s) or one of MXNet 1.9.1's CUDA builds: %s"
+                 % (gpu, DEFAULT_CUDA_BUILD, ", ".join(MXNET_CUDA_BUILDS)))
+    return "mxnet-%s==1.9.1" % build
+
 
 REQUIRES = [
-    MXNET,
-    "numpy<1.24",                        # numpy 1.24 removed np.bool, which MXNet 1.9 uses
+    mxnet_requirement(os.environ.get("MXSSD_GPU", "0")),
+    # numpy 1.24 removed np.bool & co., which MXNet 1.9.1 uses: older numpy where it has wheels,
+    # and on 3.12 numpy 1.26 with the aliases restored by mxssd_compat.py.
+    "numpy<1.24; python_version<'3.12'",
+    "numpy>=1.26,<2; python_version>='3.12'",
+    # MXNet imports distutils, which Python 3.12 removed; setuptools provides it.
+    "setuptools; python_version>='3.12'",
     # Headless: the full opencv-python needs libGL, absent from fresh servers and containers;
     # windows are drawn with matplotlib.  Below 5: OpenCV 5 dropped readNetFromCaffe.
     "opencv-python-headless>=4.5,<5",
@@ -75,7 +109,8 @@ setup(
     long_description=open(os.path.join(ROOT, "README.md")).read(),
     long_description_content_type="text/markdown",
     license="MIT",
-    python_requires=">=3.8",
+    python_requires=">=%d.%d,<%d.%d" % (OLDEST_PYTHON + (NEWEST_PYTHON[0], NEWEST_PYTHON[1] + 1)),
+    py_modules=["mxssd_compat"],
     packages=find_packages(include=["symbol", "dataset", "dataset.*", "config", "train",
                                     "detect", "evaluate", "tools", "tools.*"]),
     install_requires=REQUIRES,

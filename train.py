@@ -14,6 +14,7 @@ import sys
 from config.threads import set_default_threads
 
 set_default_threads()
+import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 
 from train.cli import main  # noqa: E402
 

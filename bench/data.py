@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import cv2  # noqa: E402
+import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 

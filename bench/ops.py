@@ -13,6 +13,7 @@ import time
 from config.threads import set_default_threads  # noqa: E402
 
 set_default_threads()
+import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402

@@ -21,6 +21,7 @@ from collections import defaultdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 from bench.timing import configure_threads, format_table, load_average  # noqa: E402
 
 THREADS = configure_threads(sys.argv)

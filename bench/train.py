@@ -22,6 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from config.threads import set_default_threads  # noqa: E402
 
 set_default_threads()
+import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 
 from train.history import curves_path  # noqa: E402
 from train.recipes import (DEMO, check_inference_model, export_inference_model,  # noqa: E402

@@ -5,3 +5,4 @@ library.  ``symbol.operators.load()`` registers ``mx.sym.MultiBoxPrior`` / ``Mul
 / ``MultiBoxDetection`` (building the library first if needed; later calls return at once);
 the functions that build or load graphs (``symbol_factory``, ``model_io``) call it themselves.
 """
+import mxssd_compat  # noqa: F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)

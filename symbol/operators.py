@@ -5,6 +5,7 @@ against the ``lib_api.h`` / ``lib_api.cc`` that ship inside the installed ``mxne
 and registered at run time with ``mx.library.load``.  After :func:`load` the operators are
 available as ``mx.nd.MultiBoxPrior``, ``mx.sym.MultiBoxTarget``, ... (no MXNet rebuild).
 """
+import mxssd_compat  # noqa: F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 import glob
 import json
 import logging

@@ -5,15 +5,16 @@ import os
 import sys
 from types import SimpleNamespace
 
-import cv2
-import mxnet as mx
-import numpy as np
-import pytest
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
+
+import cv2  # noqa: E402
+import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 # The tests use mx.sym.MultiBox* directly; register them once for the whole session.
 from symbol import operators  # noqa: E402

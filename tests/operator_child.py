@@ -8,6 +8,7 @@ MXNetError``.  Any other exception, a crash or a hang leaves a ``start`` without
 """
 import sys
 
+import mxssd_compat  # noqa: F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 import mxnet as mx
 import numpy as np
 

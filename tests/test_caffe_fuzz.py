@@ -97,6 +97,7 @@ def fuzz(workdir, seed, count):
     """Print one JSON line per case: {"case", "mutation"} before converting, then
     {"case", "outcome": "ok" | "CaffeError" | "<other exception type>", "detail"}."""
     sys.path.insert(0, ROOT)
+    import mxssd_compat  # noqa: F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
     from tests.test_caffe_ssd import build_small_ssd
     from tools.caffe_converter.caffe_io import CaffeError
     from tools.caffe_converter.converter import convert

@@ -17,9 +17,12 @@ PROJECT_PACKAGES = ('symbol', 'dataset', 'detect', 'evaluate', 'config', 'train'
 
 # Run by a bare interpreter (-I: no PYTHONPATH, neither the current nor the script directory
 # on sys.path) that imports nothing but stock MXNet and NumPy.  Prints the detections and
-# whether any project module or our operator library got loaded, as JSON.
+# whether any project module or our operator library got loaded, as JSON.  It first runs the
+# standalone file mxssd_compat.py, as any user of stock MXNet 1.9.1 on numpy >= 1.24 must
+# restore np.bool & co. (a no-op on older numpy; run as a file, it is no module of the project).
 STOCK_MXNET_SCRIPT = r'''
-import json, sys
+import json, runpy, sys
+runpy.run_path(sys.argv[4])
 import mxnet as mx
 import numpy as np
 prefix, epoch, data_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -75,8 +78,8 @@ def test_portable_deploy_runs_on_stock_mxnet_with_the_same_detections(setup, tmp
     np.save(str(tmp_path / 'data.npy'), data)
     proc = subprocess.run(
         [sys.executable, '-I', '-c', STOCK_MXNET_SCRIPT, str(tmp_path / 'portable'),
-         str(model.epoch), str(tmp_path / 'data.npy')], cwd=str(tmp_path), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, timeout=120,
+         str(model.epoch), str(tmp_path / 'data.npy'), os.path.join(ROOT, 'mxssd_compat.py')],
+        cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120,
         env={k: v for k, v in os.environ.items() if k != 'PYTHONPATH'})
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -301,7 +301,8 @@ def test_evaluate_errors_are_one_line(data, tmp_path, random_model):
 # ---------------------------------------------------------------------------- unit rules
 
 def test_import_symbol_does_not_load_the_operator_library():
-    code = ('import sys, mxnet as mx, symbol, symbol.model_io, symbol.symbol_factory; '
+    code = ('import sys, mxssd_compat, mxnet as mx, symbol, symbol.model_io, '
+            'symbol.symbol_factory; '
             'print(hasattr(mx.sym, "MultiBoxPrior"))')
     proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, stdout=subprocess.PIPE,
                           text=True, timeout=120)

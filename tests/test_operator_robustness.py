@@ -26,7 +26,8 @@ def child_env():
 
 def run_python(code, timeout=120):
     """Runs `code` in a fresh interpreter; returns (exit status, combined output)."""
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=child_env(),
+    code = "import mxssd_compat\n" + textwrap.dedent(code)  # before MXNet, as everywhere
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=child_env(),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=timeout)
     return proc.returncode, proc.stdout

@@ -105,7 +105,7 @@ def test_fused_relu_and_no_bias():
 def test_avx2_and_portable_kernels_match(switch):
     """The kernels for CPUs without AVX-512 (AVX2+FMA) or without AVX2 (portable), forced by
     their switches, give the same results as the ones this CPU picks."""
-    script = ("import sys; sys.path.insert(0, %r); import numpy as np, test_winograd as t\n"
+    script = ("import sys; sys.path.insert(0, %r); import mxssd_compat, test_winograd as t\n"
               "for shape in ((2, 5, 7, (1, 1), 7, 9), (1, 64, 40, (0, 0), 18, 13),\n"
               "              (1, 512, 30, (1, 1), 37, 39)):\n"
               "    d, w, b = t.random_conv(*shape[1:3], *shape[4:], batch=shape[0])\n"

@@ -2,8 +2,8 @@
 
 Every process gets the standard ps-lite environment (DMLC_ROLE, DMLC_PS_ROOT_URI,
 DMLC_PS_ROOT_PORT, DMLC_NUM_SERVER, DMLC_NUM_WORKER, DMLC_NODE_HOST).  Workers run COMMAND;
-the scheduler and servers run ``python -c "import mxnet"`` (importing MXNet with a server or
-scheduler role serves until the workers finish).
+the scheduler and servers run ``python -c "import mxssd_compat, mxnet"`` (importing MXNet with
+a server or scheduler role serves until the workers finish).
 
 On this machine (testing, or several processes sharing one box), everything on 127.0.0.1:
 
@@ -30,7 +30,7 @@ import sys
 import time
 
 LOOPBACK = '127.0.0.1'
-SERVE_COMMAND = (sys.executable, '-c', 'import mxnet')
+SERVE_COMMAND = (sys.executable, '-c', 'import mxssd_compat, mxnet')  # compat: numpy aliases
 STOP_GRACE_SECONDS = 10
 POLL_SECONDS = 0.2
 TIMEOUT_STATUS = 124

@@ -25,6 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from config.threads import set_default_threads  # noqa: E402
 
 set_default_threads()  # before mxnet is imported: OpenMP reads OMP_NUM_THREADS once
+import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 
 from config import cli  # noqa: E402
 

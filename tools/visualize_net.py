@@ -8,6 +8,7 @@ import argparse
 import os
 import shutil
 
+import mxssd_compat  # noqa: F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 import mxnet as mx
 
 from config.cli import data_shape as parse_data_shape

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+import mxssd_compat  # noqa: F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 import mxnet as mx
 import numpy as np
 

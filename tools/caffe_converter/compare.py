@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 from tools.caffe_converter.converter import IMAGE_INPUT_NAME, convert  # noqa: E402
 
 DETECTION_COLUMNS = 6       # class, score, xmin, ymin, xmax, ymax

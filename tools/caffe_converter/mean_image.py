@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 import mxnet as mx  # noqa: E402
 
 from tools.caffe_converter.caffe_io import (CaffeError, blob_array,  # noqa: E402

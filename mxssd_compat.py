@@ -1,0 +1,66 @@
+"""Makes MXNet 1.9.1 (the last MXNet release) importable on the Pythons and numpys we support.
+
+Imported before MXNet on every path: the first line of each package ``__init__.py``, of each
+script and of ``tests/conftest.py``.  It does two things and nothing else:
+
+* numpy 1.24 removed the aliases of Python's built-in types (``np.bool`` ...) that MXNet 1.9.1
+  still uses; Python 3.12 has no wheel of an older numpy, so there we run numpy 1.26 with
+  those aliases put back.  On a numpy that still has them (1.23 and older) this does nothing.
+  tests/test_compat.py scans MXNet's sources to prove no other name is missing.
+* Python 3.9's standard library has a module named ``symbol`` (removed in 3.10).  Where our
+  ``symbol/`` package is not first on ``sys.path`` (an installed or editable package, a script
+  in ``tools/``), ``import symbol`` would find that module instead; a finder placed before the
+  standard one resolves the name ``symbol`` to our package.
+"""
+import importlib.abc
+import importlib.util
+import os
+import sys
+import warnings
+
+import numpy
+
+# The builtin-type aliases MXNet 1.9.1 uses (np.bool in mxnet.numpy, np.int in the random
+# modules), removed in numpy 1.24.  Add a name here only when tests/test_compat.py finds it.
+REMOVED_NUMPY_ALIASES = {"bool": bool, "int": int}
+
+
+def has_numpy_name(name):
+    """Whether numpy defines ``name`` (numpy 1.20-1.23 warn when a deprecated alias is read)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return hasattr(numpy, name)
+
+
+def restore_numpy_aliases():
+    for name, value in REMOVED_NUMPY_ALIASES.items():
+        if not has_numpy_name(name):
+            setattr(numpy, name, value)
+
+
+PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "symbol")
+
+
+class ProjectSymbolFinder(importlib.abc.MetaPathFinder):
+    """Finds our ``symbol`` package under the name the Python 3.9 stdlib module also has."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "symbol":
+            return None
+        return importlib.util.spec_from_file_location(
+            "symbol", os.path.join(PACKAGE_DIR, "__init__.py"),
+            submodule_search_locations=[PACKAGE_DIR])
+
+
+def prefer_project_symbol_package():
+    if sys.version_info >= (3, 10) or not os.path.isdir(PACKAGE_DIR):
+        return
+    if not any(isinstance(finder, ProjectSymbolFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, ProjectSymbolFinder())
+    loaded = sys.modules.get("symbol")
+    if loaded is not None and not hasattr(loaded, "__path__"):  # the stdlib module: not ours
+        del sys.modules["symbol"]
+
+
+restore_numpy_aliases()
+prefer_project_symbol_package()
