@@ -18,20 +18,22 @@ PHOTO_DIR = os.path.join(ROOT, 'data', 'photos')
 
 
 # name: (role, where it comes from, licence).  'train' photos may be drawn into training
-# images; 'heldout' ones only measure false alarms.  The held-out ones are the natural scenes
-# the first shapes model fired on most (a portrait, an astronaut, a cat) and a rocket launch.
+# images; 'heldout' ones only measure false alarms: natural scenes (a portrait, an astronaut,
+# a cat, a rocket launch), the kind of photo a new user tries first.
 PHOTOS = {
     'camera': ('train', 'scikit-image 0.21 data/camera.png (Lav Varshney)', 'CC0'),
     'coffee': ('train', 'scikit-image 0.21 data/coffee.png (Rachel Michetti)', 'CC0'),
     'hubble_deep_field': ('train', 'scikit-image 0.21 data/hubble_deep_field.jpg (NASA)',
                           'public domain'),
-    'retina': ('train', 'scikit-image 0.21 data/retina.jpg (Mikael Haggstrom, Wikimedia Commons)', 'CC0'),
+    'retina': ('train', 'scikit-image 0.21 data/retina.jpg (Mikael Haggstrom, Wikimedia)',
+               'CC0'),
     'brick': ('train', 'scikit-image 0.21 data/brick.png (CC0Textures)', 'CC0'),
     'grass': ('train', 'scikit-image 0.21 data/grass.png (linolafett, DeviantArt)', 'CC0'),
     'gravel': ('train', 'scikit-image 0.21 data/gravel.png (CC0Textures)', 'CC0'),
     'clock_motion': ('train', 'scikit-image 0.21 data/clock_motion.png (Stefan van der Walt)',
                      'public domain'),
-    'text': ('train', 'scikit-image 0.21 data/text.png (Wikipedia File:Corner.png)', 'public domain'),
+    'text': ('train', 'scikit-image 0.21 data/text.png (Wikipedia File:Corner.png)',
+             'public domain'),
     'cell': ('train', 'scikit-image 0.21 data/cell.png (quantitative phase image)', 'CC0'),
     'grace_hopper': ('heldout', "matplotlib 3.10 sample_data/grace_hopper.jpg (US Navy)",
                      'public domain'),
