@@ -25,6 +25,7 @@ from config.threads import set_default_threads  # noqa: E402
 
 set_default_threads()
 
+from train.cli import json_object  # noqa: E402
 from train.history import curves_path  # noqa: E402
 from train.recipes import (DEMO, check_inference_model, export_inference_model,  # noqa: E402
                            inference_prefix, recipe_argv)
@@ -57,16 +58,6 @@ def parse_args(argv=None):
     except ValueError as err:
         p.error('--synthetic-settings: %s' % err)
     return args
-
-
-def json_object(text):
-    try:
-        value = json.loads(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError('not JSON (%s): %s' % (err, text))
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError('expected a JSON object, got %s' % text)
-    return value
 
 
 def prepare_data(data_dir, num_train, settings, progress):
