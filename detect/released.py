@@ -120,16 +120,16 @@ def resolve_released(network, data_shape=None, model_dir=MODEL_DIR):
             prefix, epoch = found
             return ResolvedModel(model.graph, prefix, epoch, model.data_shape,
                                  model.class_names, model.mean_pixels, model)
-    raise ReleasedModelNotFound(' or: '.join(missing_message(m, model_dir) for m in wanted))
+    raise ReleasedModelNotFound(missing_message(network, wanted, model_dir))
 
 
-def missing_message(model, model_dir=MODEL_DIR):
-    place = unpacked_prefixes(model, model_dir)[0]
-    return ('the released %s model is not in %s: download %s from %s and unpack it there '
-            '(unzip %s -d %s), so that %s-%04d.params and %s-symbol.json exist (in %s or the '
-            'folder the archive makes in it)'
-            % (model.name, model_dir, model.archive, model.release_page, model.archive,
-               model_dir, place, model.epoch, place, model_dir))
+def missing_message(network, models, model_dir=MODEL_DIR):
+    """What to download for ``network`` and where to put it, in one line."""
+    options = ' or '.join('%s (%s, holds %s-%04d.params and -symbol.json) from %s'
+                          % (m.archive, m.name, m.file_prefix, m.epoch, m.release_page)
+                          for m in models)
+    return ('no released %s model in %s: download %s and unpack it there, e.g. unzip %s -d %s'
+            % (network, model_dir, options, models[0].archive, model_dir))
 
 
 def markdown_table():
