@@ -136,3 +136,10 @@ def test_shipped_model_notice_names_its_classes_and_the_way_to_a_real_model():
     assert '--network vgg16_reduced' in SHIPPED_NOTICE
     assert shipped_model_notice('model/ssd_300') is None
     assert shipped_model_notice(os.path.join('output', 'x', 'ssd_mobilenet_0.25_224')) is None
+
+
+def test_readme_quotes_the_table():
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          'README.md')
+    with open(readme, encoding='utf-8') as f:
+        assert released.markdown_table() in f.read()
