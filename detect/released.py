@@ -30,6 +30,7 @@ class ReleasedModel:
     legacy_graph: bool   # the first VGG models' layer names (conv6, conv8_1, ...)
     voc07_map: float     # the original's README (VOC07 test, VOC07+12 trainval)
     class_names: str = 'pascal_voc'  # dataset/names/pascal_voc.names, the 20 VOC classes
+    num_classes: int = 20
     mean_pixels: tuple = (123, 117, 104)
 
     @property
@@ -147,9 +148,9 @@ def apply_released_model(args, prefix, model_dir=MODEL_DIR):
     """demo.py's step to a released model: when ``args.network`` names one (see
     ``candidates``), ``--prefix`` was left at the shipped default and ``prefix`` (that default
     expanded for the network and size) holds no checkpoint, point ``args`` (network, prefix,
-    epoch, data_shape, class_names, mean_r/g/b) at the released model unpacked in model/.
-    An explicit --epoch, --class-names or mean is kept, and so is --data-shape if it differs
-    from the shipped model's.  Returns the ResolvedModel, or None when ``args`` are left as
+    epoch, data_shape, class_names, mean_r/g/b, num_classes if there) at the released model
+    unpacked in model/.  A flag left at None or at the shipped model's value counts as not
+    given; an explicit --epoch, --class-names or mean is kept, and so is --data-shape.  Returns the ResolvedModel, or None when ``args`` are left as
     they are; raises ReleasedModelNotFound (an OSError) naming the archive to get.  The
     files are looked for in ``model_dir`` (model/)."""
     from .shipped import SHIPPED_MODEL as shipped
@@ -160,10 +161,13 @@ def apply_released_model(args, prefix, model_dir=MODEL_DIR):
     model = resolve_released(args.network, size, model_dir)
     args.network, args.prefix, args.data_shape = model.network, model.prefix, model.data_shape
     args.epoch = model.epoch if args.epoch is None else args.epoch
-    if args.class_names == shipped['class_names']:
+    if args.class_names in (None, shipped['class_names']):
         args.class_names = model.class_names
-    for channel, default, mean in zip('rgb', shipped['mean_pixels'], model.mean_pixels):
-        if getattr(args, 'mean_' + channel, default) == default:
+    if getattr(args, 'num_classes', 0) is None:
+        args.num_classes = model.release.num_classes
+    means = [getattr(args, 'mean_' + c, None) for c in 'rgb']
+    if all(m is None or m == d for m, d in zip(means, shipped['mean_pixels'])):
+        for channel, mean in zip('rgb', model.mean_pixels):
             setattr(args, 'mean_' + channel, mean)
     return model
 

@@ -108,6 +108,13 @@ def test_demo_args_are_pointed_at_the_unpacked_release(tmp_path):
         'mobilenet', prefix, 1, 512, 'pascal_voc')
     assert (args.mean_r, args.mean_g, args.mean_b) == (100.0, 117, 104)  # explicit one kept
     assert 'MobileNet 512x512' in released.describe(model) and prefix in released.describe(model)
+    # flags that default to None (read from a model spec) count as not given too
+    args = demo_args(network='mobilenet', data_shape=None, class_names=None, num_classes=None,
+                     mean_r=None, mean_g=None, mean_b=None)
+    released.apply_released_model(args, nowhere, str(tmp_path))
+    assert (args.data_shape, args.class_names, args.num_classes, args.epoch) == (
+        512, 'pascal_voc', len(VOC_CLASSES), 1)
+    assert (args.mean_r, args.mean_g, args.mean_b) == mobilenet512.mean_pixels
     # left alone: an explicit prefix, a deploy model, the shipped network, an existing checkpoint
     for args in (demo_args(network='mobilenet', prefix='elsewhere/ssd_'),
                  demo_args(network='mobilenet', deploy=True), demo_args()):
