@@ -6,6 +6,7 @@ pictures / video and the detections (pixel coordinates) as JSON.
         --prefix model/ssd_ --epoch 240 --class-names pascal_voc --show
     python demo.py --video clip.mp4 --save-dir output/clip
     python demo.py --deploy --prefix model/deploy_ssd_mobilenet_0.25_224
+    python demo.py --runtime onnxruntime --prefix model/deploy_ssd_mobilenet_0.25_224.onnx
 """
 import argparse
 import os
@@ -15,100 +16,94 @@ from config.threads import set_default_threads
 
 set_default_threads()  # before mxnet is imported (by the imports below)
 
-from detect.cli import BOOL, HelpFormatter  # noqa: E402
-from detect.shipped import DEMO_IMAGES, DEMO_OUTPUT, SHIPPED_MODEL  # noqa: E402
+from config import cli  # noqa: E402
+from detect.shipped import DEMO_IMAGES, DEMO_OUTPUT, SHIPPED_MODEL, fallback_settings  # noqa: E402
 
 
 def parse_args(argv=None):
-    from evaluate.options import parse_data_shape
-    shipped = SHIPPED_MODEL
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                formatter_class=HelpFormatter)
-    p.add_argument('--network', default=shipped['network'], help='network the model was built '
-                   'with (ignored with --deploy)')
+                                formatter_class=cli.HelpFormatter)
     p.add_argument('--images', default=None,
                    help='comma-separated image files, folders and glob patterns '
                         '(default: %s, unless --video or --camera is given)' % DEMO_IMAGES)
     p.add_argument('--dir', default=None, help='folder the --images entries are relative to')
     p.add_argument('--ext', default=None,
                    help='extension appended to the --images entries (filters folders)')
-    p.add_argument('--epoch', type=int, default=shipped['epoch'],
-                   help='checkpoint epoch (default: the newest one with this prefix)')
-    p.add_argument('--prefix', default=shipped['prefix'],
-                   help="checkpoint prefix; ending in '_' appends <network>_<data shape> "
-                        "(with --deploy: deploy_ in front of that name, as deploy.py writes)")
-    p.add_argument('--cpu', action=BOOL, default=False, help='run on the CPU')
-    p.add_argument('--gpu', type=int, default=None,
-                   help='GPU id (default: GPU 0 if MXNet sees one, else the CPU)')
-    p.add_argument('--data-shape', type=parse_data_shape, default=shipped['data_shape'],
-                   help='network input "S" or "H,W"')
-    for channel, mean in zip('rgb', shipped['mean_pixels']):
-        p.add_argument('--mean-' + channel, type=float, default=mean,
-                       help='mean subtracted from the %s channel (as in training)'
-                            % dict(r='red', g='green', b='blue')[channel])
+    cli.add_model_args(p, SHIPPED_MODEL['prefix'],
+                       "(with --deploy: deploy_ in front of that name, as deploy.py writes)")
+    cli.add_nms_args(p)
+    cli.add_device_args(p)
+    cli.add_runtime_args(p)
     p.add_argument('--thresh', type=float, default=0.5,
                    help='lowest score drawn and written to the JSON')
-    p.add_argument('--nms', dest='nms_thresh', type=float, default=0.45, help='NMS threshold')
-    p.add_argument('--nms-topk', type=int, default=400, help='detections kept before NMS')
-    p.add_argument('--force-nms', action=BOOL, default=True,
-                   help='suppress overlapping boxes of different classes too')
-    p.add_argument('--timer', action=BOOL, default=True, help='print the detection time')
-    p.add_argument('--deploy', action=BOOL, default=False,
+    p.add_argument('--timer', action=cli.BOOL, default=True, help='print the detection time')
+    p.add_argument('--deploy', action=cli.BOOL, default=False,
                    help="use the checkpoint's own -symbol.json (a deploy.py or converted "
-                        "model) instead of building --network; its NMS settings are fixed")
-    p.add_argument('--class-names', default=shipped['class_names'],
-                   help='"a,b,c", a file with one name per line, or a name in dataset/names')
-    p.add_argument('--batch-size', type=int, default=1, help='images per forward pass')
+                        "model) instead of building the network; its NMS settings are fixed")
+    p.add_argument('--batch-size', type=cli.positive_int, default=1,
+                   help='images per forward pass')
     p.add_argument('--save-dir', default=DEMO_OUTPUT,
                    help="where annotated images / videos go ('' to write none)")
     p.add_argument('--json', default=None,
                    help="detections file (default: <save-dir>/detections.json; '' for none)")
-    p.add_argument('--show', action=BOOL, default=False,
+    p.add_argument('--show', action=cli.BOOL, default=False,
                    help='show each result in a matplotlib window (needs a display)')
     p.add_argument('--video', default=None, help='video file to run on (frame by frame)')
     p.add_argument('--camera', type=int, default=None, help='camera id to run on (OpenCV)')
     p.add_argument('--max-frames', type=int, default=0,
                    help='stop a video or camera after this many frames (0: no limit)')
     args = p.parse_args(argv)
-    if args.batch_size < 1:
-        p.error('--batch-size must be at least 1')
     if args.json is None:
         args.json = os.path.join(args.save_dir, 'detections.json') if args.save_dir else ''
+    if args.json and os.path.isdir(args.json):
+        p.error('--json %s is a folder; give a file name, e.g. %s'
+                % (args.json, os.path.join(args.json, 'detections.json')))
     if args.images is None and args.video is None and args.camera is None:
         args.images = DEMO_IMAGES
     return args
 
 
-def model_prefix(args):
-    from detect.export import deploy_prefix
-    from evaluate.evaluate_net import expand_prefix
-    prefix = expand_prefix(args.prefix, args.network, args.data_shape)
+def open_model(args):
+    """(prefix, epoch, settings) of the model the flags name (--deploy: its deploy_ export)."""
+    from symbol import model_io
+    prefix, _, settings = cli.open_model(args, fallback_settings())
     if args.deploy and args.prefix.endswith('_'):
-        return deploy_prefix(prefix)
-    return prefix
+        prefix = model_io.deploy_prefix(prefix)
+        if model_io.read_spec(prefix) is not None:
+            settings = model_io.open_model(prefix, cli.model_flags(args), settings)[2]
+    return prefix, model_io.resolve_epoch(prefix, args.epoch), settings
 
 
-def detector_from_args(args, num_classes):
-    from detect.detector import get_detector
-    from evaluate.options import contexts
-    ctx = contexts(None if args.gpu is None else str(args.gpu), args.cpu)[0]
-    return get_detector(None if args.deploy else args.network, model_prefix(args), args.epoch,
-                        args.data_shape, (args.mean_r, args.mean_g, args.mean_b), num_classes,
-                        nms_thresh=args.nms_thresh, force_nms=args.force_nms,
-                        nms_topk=args.nms_topk, batch_size=args.batch_size, ctx=ctx)
+def exported_detector(args):
+    """--runtime onnxruntime/openvino: the exported model, settings from its metadata."""
+    from detect.detector import Detector
+    from detect.runtimes import exported_epoch, open_exported_model
+    session, path, settings = open_exported_model(args.runtime, args.prefix,
+                                                  cli.model_flags(args), fallback_settings())
+    detector = Detector.on_runtime(session, settings['data_shape'], settings['mean_pixels'],
+                                   args.batch_size, path, exported_epoch(session))
+    return detector, settings
 
 
+def detector_from_args(args):
+    from detect.detector import detector_from_settings
+    if args.runtime != 'mxnet':
+        return exported_detector(args)
+    prefix, epoch, settings = open_model(args)
+    ctx = cli.contexts(args.gpus, args.cpu)[0]
+    detector = detector_from_settings(prefix, epoch, settings,
+                                      deploy=args.deploy or settings['deploy'],
+                                      batch_size=args.batch_size, ctx=ctx)
+    return detector, settings
+
+
+@cli.command
 def main(argv=None):
     """Run the demo; returns the exit status (1 when some input could not be processed)."""
-    from dataset.imdb import load_class_names
     from detect import pipeline, visualize
     args = parse_args(argv)
-    try:
-        class_names = load_class_names(args.class_names)
-        detector = detector_from_args(args, len(class_names))
-    except (OSError, ValueError) as err:
-        print('error: %s' % err, file=sys.stderr)
-        return 2
+    detector, settings = detector_from_args(args)
+    class_names = settings['class_names']
     show = args.show and visualize.display_available()
     if args.show and not show:
         print('warning: no display here, --show ignored', file=sys.stderr)
@@ -131,9 +126,10 @@ def main(argv=None):
     if args.save_dir and run.num_inputs:
         print('annotated results in %s' % args.save_dir)
     if args.json:
-        run.log.write(args.json, dict(prefix=model_prefix(args), epoch=detector.epoch,
-                                      network='deploy' if args.deploy else args.network,
-                                      data_shape=args.data_shape))
+        run.log.write(args.json, dict(prefix=detector.model_prefix, epoch=detector.epoch,
+                                      runtime=args.runtime,
+                                      network='deploy' if args.deploy else settings['network'],
+                                      data_shape=settings['data_shape']))
         print('detections (pixel coordinates) in %s' % args.json)
     if run.log.errors:
         print('%d input(s) could not be processed (see the errors above)' % len(run.log.errors),

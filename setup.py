@@ -31,6 +31,11 @@ REQUIRES = [
     "scipy",                             # MXNet's INT8 entropy calibration (tools/quantize.py)
 ]
 
+# deploy.py --format onnx, demo.py / evaluate.py --runtime (tested: onnx 1.18.0, onnxruntime
+# 1.32.0, openvino 2026.4.1 with numpy 1.23.5).  MXNet 1.9.1's ONNX exporter imports
+# onnx.mapping, which onnx 1.19 removed.
+ONNX_EXTRA = ["onnx>=1.14,<1.19", "onnxruntime>=1.16", "openvino>=2023.1"]
+
 
 def load_module(name, path):
     """Import one file without importing its package (whose __init__ loads the operators)."""
@@ -42,10 +47,13 @@ def load_module(name, path):
 
 class BuildOps(Command):
     description = "compile the MultiBox operator library and the Caffe proto"
-    user_options = [("cuda=", None, "build the CUDA kernels: yes, no or auto (default)")]
+    user_options = [("cuda=", None, "build the CUDA kernels: yes, no or auto (default)"),
+                    ("sanitize=", None, "also instrument with sanitizers, e.g. address,undefined "
+                                        "(built into operator/build/sanitize/)")]
 
     def initialize_options(self):
         self.cuda = "auto"
+        self.sanitize = ""
 
     def finalize_options(self):
         if self.cuda not in ("yes", "no", "auto"):
@@ -54,11 +62,11 @@ class BuildOps(Command):
     def run(self):
         operators = load_module("mxssd_operators", "symbol/operators.py")
         with_cuda = {"yes": True, "no": False, "auto": None}[self.cuda]
-        print("built", operators.build(with_cuda=with_cuda))
+        sanitize = operators.parse_sanitizers(self.sanitize)
+        print("built", operators.build(with_cuda=with_cuda, sanitize=sanitize))
         proto = os.path.join(ROOT, "tools", "caffe_converter", "proto.py")
         if os.path.exists(proto):
             print("built", load_module("mxssd_caffe_proto", "tools/caffe_converter/proto.py").build())
-
 
 setup(
     name="mxnet-ssd",
@@ -71,6 +79,6 @@ setup(
     packages=find_packages(include=["symbol", "dataset", "dataset.*", "config", "train",
                                     "detect", "evaluate", "tools", "tools.*"]),
     install_requires=REQUIRES,
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest"], "onnx": ONNX_EXTRA},
     cmdclass={"build_ops": BuildOps},
 )

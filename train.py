@@ -2,7 +2,7 @@
 
     python train.py --network vgg16_reduced --train-path data/train.rec --val-path data/val.rec
     python train.py --resume last ...        # continue the newest checkpoint of --prefix
-    python bench/train.py                    # the shipped demo model's recipe (model/README.md)
+    python -m bench.train                    # the shipped demo model's recipe (model/README.md)
 
 Distributed (MXNet parameter server), see tools/launch.py:
     python tools/launch.py -n 2 -s 1 -- python train.py --kv-store dist_sync ...

@@ -4,17 +4,15 @@ validation iterator (no augmentation) and plain JPEG decoding of the same record
 what CPU training of a small SSD consumes.  The goal is augmented data >= 5x that rate, so
 that data loading costs training at most ~20% of the CPU.
 
-  python bench/data.py                      # synthetic data, mobilenet_0.25 at 300x300
-  python bench/data.py --rec data/train.rec --network ''   # your data, skip the training row
+  python -m bench.data                      # synthetic data, mobilenet_0.25 at 300x300
+  python -m bench.data --rec data/train.rec --network ''   # your data, skip the training row
 """
 import argparse
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 import cv2  # noqa: E402
 import mxnet as mx  # noqa: E402
@@ -22,7 +20,7 @@ import numpy as np  # noqa: E402
 
 from config.config import cfg  # noqa: E402
 from dataset import synthetic  # noqa: E402
-from dataset.iterator import DetRecordIter  # noqa: E402
+from dataset.iterator import DetRecordIter, validation_iter  # noqa: E402
 
 GOAL_RATIO = 5.0
 
@@ -57,7 +55,10 @@ def timed_rate(step, seconds):
 
 
 def iterator_rate(rec, aug, args):
-    it = DetRecordIter(rec, args.batch_size, args.data_shape, **aug)
+    """Images/s of the training iterator with ``aug``, or with ``aug`` None of the one
+    validation iterator (no augmentation, each image once)."""
+    it = (validation_iter(rec, args.batch_size, args.data_shape) if aug is None else
+          DetRecordIter(rec, args.batch_size, args.data_shape, **aug))
 
     def step():
         try:
@@ -126,7 +127,7 @@ def main():
         ('JPEG decode only, 1 thread', decode_rate(encoded, 1, args.seconds)),
         ('JPEG decode only, %d threads' % args.threads,
          decode_rate(encoded, args.threads, args.seconds)),
-        ('validation iterator (no augmentation)', iterator_rate(rec, cfg.valid, args)),
+        ('validation iterator (no augmentation)', iterator_rate(rec, None, args)),
         ('training iterator (SSD augmentation)', iterator_rate(rec, cfg.train, args)),
     ]
     train = training_rate(args.network, num_classes, args) if args.network else None

@@ -3,9 +3,9 @@
 pick -- OpenCV dnn running the same network as a Caffe model, GluonCV and torchvision -- all
 in one process, on the same images, taking turns run by run.
 
-    python bench/inference.py                        # VGG16 SSD300, batch 1 and 8
-    python bench/inference.py --models all --rounds 3
-    python bench/inference.py --threads 1 --batch-sizes 1
+    python -m bench.inference                        # VGG16 SSD300, batch 1 and 8
+    python -m bench.inference --models all --rounds 3
+    python -m bench.inference --threads 1 --batch-sizes 1
 
 OpenCV runs a Caffe twin of our graph (bench/caffe_twin.py) whose random weights are
 converted with tools/caffe_converter and loaded into ours, so both run identical weights;
@@ -23,7 +23,6 @@ import time
 import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 from bench.timing import (configure_threads, format_table, interleaved_medians,  # noqa: E402
                           load_average)
@@ -34,7 +33,8 @@ import cv2  # noqa: E402
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
-import symbol  # noqa: E402,F401  (registers our MultiBox operators)
+from dataset.iterator import preprocess_image  # noqa: E402
+from symbol import operators  # noqa: E402
 from bench.caffe_twin import write_caffe_twin  # noqa: E402
 from bench.random_weights import random_params  # noqa: E402
 from bench.peers import (GLUON_MEAN, GLUON_STD, PEER_INSTALL, available_peers,  # noqa: E402
@@ -48,7 +48,6 @@ from tools.caffe_converter.compare import (detection_differences,  # noqa: E402
 from tools.caffe_converter.converter import convert  # noqa: E402
 
 NUM_CLASSES = 20
-MEAN_RGB = (123.0, 117.0, 104.0)
 CONFIDENT = 0.5    # detections compared between runtimes (see tools/caffe_converter/README.md)
 TOLERANCE = 1e-4
 NMS = dict(nms_thresh=0.45, nms_topk=400)  # SSD's published deploy settings, all runtimes
@@ -121,9 +120,8 @@ def synthetic_images(count, side, split="val"):
 
 
 def ours_input(images):
-    """NCHW float32, RGB minus the mean (DetIter / Detector preprocessing)."""
-    batch = np.stack(images).astype(np.float32) - np.float32(MEAN_RGB)
-    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+    """NCHW float32, the Detector's preprocessing of the RGB ``images``."""
+    return np.stack([preprocess_image(image[:, :, ::-1], image.shape[:2]) for image in images])
 
 
 def gluoncv_input(images):
@@ -376,6 +374,7 @@ def bench_model(key, args, peers, workdir, with_settings):
 
 
 def main():
+    operators.load()
     args = parse_args()
     logging.getLogger("tools.caffe_converter").setLevel(logging.ERROR)  # semantics warnings
     cv2.setNumThreads(THREADS)

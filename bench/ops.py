@@ -3,15 +3,13 @@
 Same inputs, same process, alternating runs; prints the median time of each and the ratio
 ours / contrib (below 1.0 = ours is faster).
 
-    python bench/ops.py [--repeat 7]
+    python -m bench.ops [--repeat 7]
 """
 import argparse
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from config.threads import set_default_threads  # noqa: E402
 
 set_default_threads()
@@ -19,8 +17,7 @@ set_default_threads()
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
-import symbol  # noqa: E402,F401  (registers our operators)
-from symbol import symbol_factory  # noqa: E402
+from symbol import operators, symbol_factory  # noqa: E402
 
 # SSD300 (VGG16-reduced) anchor layers from the network's own preset: 8732 anchors.
 SSD300 = symbol_factory.get_config("vgg16_reduced", 300)
@@ -84,6 +81,7 @@ def cases(rng):
 
 
 def main():
+    operators.load()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per operator")
     args = parser.parse_args()

@@ -3,8 +3,8 @@
 INT8 (oneDNN primitives and their run times, from DNNL_VERBOSE) next to OpenCV dnn with and
 without its Winograd convolutions (getPerfProfile), same network and weights.
 
-    python bench/profile_layers.py               # median of 5 runs per runtime
-    python bench/profile_layers.py --data-shape 512
+    python -m bench.profile_layers               # median of 5 runs per runtime
+    python -m bench.profile_layers --data-shape 512
 
 Layers with the same shape (e.g. conv3_2 and conv3_3) share a row.  The totals cover the
 convolutions; the OpenCV total also lists its other layers.
@@ -20,7 +20,6 @@ import tempfile
 from collections import defaultdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 from bench.timing import configure_threads, format_table, load_average  # noqa: E402
 

@@ -2,17 +2,14 @@
 each held-out photo of data/photos/ (none of them shows a shape, so every one is a false
 alarm), with the same test graph and NMS settings as demo.py.
 
-    python bench/real_photos.py                                  # the shipped model
-    python bench/real_photos.py --prefix output/new/ssd_ --epoch 16
-    python bench/real_photos.py --photos train                   # the training photos instead
+    python -m bench.real_photos                                  # the shipped model
+    python -m bench.real_photos --prefix output/new/ssd_ --epoch 16
+    python -m bench.real_photos --photos train                   # the training photos instead
 """
 import argparse
 import json
-import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 from config.threads import set_default_threads  # noqa: E402
 
 set_default_threads()
@@ -46,13 +43,13 @@ def main(argv=None):
     args = parse_args(argv)
     from dataset.imdb import load_class_names
     from detect.detector import get_detector
-    from evaluate.evaluate_net import expand_prefix
+    from symbol.model_io import expand_prefix
     try:
         num_classes = len(load_class_names(args.class_names))
         prefix = expand_prefix(args.prefix, args.network, args.data_shape)
         detector = get_detector(args.network, prefix, args.epoch, args.data_shape,
                                 SHIPPED_MODEL['mean_pixels'], num_classes, nms_thresh=args.nms)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError) as err:  # a missing or mismatched model: one line
         print('error: %s' % err, file=sys.stderr)
         return 2
     names = photos.HELD_OUT if args.photos == 'heldout' else photos.TRAIN

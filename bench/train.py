@@ -2,10 +2,10 @@
 scratch with the shipped demo model's recipe, and report time per epoch, images/s and the
 final validation mAP (VOC07 11-point) against the goal (mAP >= 0.9 within 15 minutes).
 
-    python bench/train.py                       # the demo model's recipe
-    python bench/train.py --epochs 5            # a shorter run
-    python bench/train.py --export model        # also write the demo model files into model/
-    python bench/train.py --synthetic-settings '{"photo_empty_prob": 0, "photo_background_prob": 0}'
+    python -m bench.train                       # the demo model's recipe
+    python -m bench.train --epochs 5            # a shorter run
+    python -m bench.train --export model        # also write the demo model files into model/
+    python -m bench.train --synthetic-settings '{"photo_empty_prob": 0, "photo_background_prob": 0}'
                                                 # the dataset without real photographs
 
 The training command it runs is printed first; model/README.md quotes it.  Timings depend
@@ -20,12 +20,12 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+
 from config.threads import set_default_threads  # noqa: E402
 
 set_default_threads()
 
-from train.cli import json_object  # noqa: E402
+from config.cli import json_object  # noqa: E402
 from train.history import curves_path  # noqa: E402
 from train.recipes import (DEMO, check_inference_model, export_inference_model,  # noqa: E402
                            inference_prefix, recipe_argv)
@@ -101,7 +101,8 @@ def main(argv=None):
     info, prepare_seconds = prepare_data(args.data_dir, args.num_train,
                                          args.synthetic_settings, args.progress)
     print('dataset ready in %.1f s: %s' % (prepare_seconds, info['root']), flush=True)
-    argv = recipe_argv(DEMO, info, args.prefix, args.epochs)
+    # a benchmark run starts afresh each time: replace the previous run's checkpoints
+    argv = recipe_argv(DEMO, info, args.prefix, args.epochs) + ['--overwrite']
     print('training: python train.py %s' % ' '.join(shlex.quote(a) for a in argv), flush=True)
 
     from train.cli import options_from_args, parse_args as parse_train_args

@@ -2,8 +2,8 @@
 """Training speed on CPU: images/s of one SSD training iteration, ours against GluonCV's, on
 the same batch, in one process, taking turns round by round.
 
-    python bench/train_step.py                         # VGG16-reduced SSD300, batch 8
-    python bench/train_step.py --rounds 5 --batch-size 4
+    python -m bench.train_step                         # VGG16-reduced SSD300, batch 8
+    python -m bench.train_step --rounds 5 --batch-size 4
 
 ours: the training symbol (MultiBoxTarget, softmax and smooth-L1 losses inside the graph)
 in an MXNet Module -- forward, backward, SGD update -- as train/ runs it.
@@ -16,7 +16,6 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 from bench.timing import (configure_threads, format_table, interleaved_medians,  # noqa: E402
                           load_average)
@@ -28,7 +27,7 @@ import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from mxnet import autograd, gluon  # noqa: E402
 
-import symbol  # noqa: E402,F401  (registers our MultiBox operators)
+from dataset.iterator import preprocess_image  # noqa: E402
 from bench.peers import (GLUON_MEAN, GLUON_STD, available_peers, import_gluoncv,  # noqa: E402
                          import_gluoncv_module)
 from dataset import synthetic  # noqa: E402
@@ -83,8 +82,8 @@ def synthetic_batch(batch, side):
 def ours_step(network, side, images, labels):
     """One training iteration of our training symbol in a Module."""
     net = get_symbol_train(network, side, NUM_CLASSES)
-    data = np.stack(images).astype(np.float32) - np.float32((123, 117, 104))
-    batch = mx.io.DataBatch([mx.nd.array(data.transpose(0, 3, 1, 2))], [mx.nd.array(labels)])
+    data = np.stack([preprocess_image(image[:, :, ::-1], side) for image in images])
+    batch = mx.io.DataBatch([mx.nd.array(data)], [mx.nd.array(labels)])
     module = mx.mod.Module(net, data_names=("data",), label_names=("label",), context=mx.cpu())
     module.bind(data_shapes=[("data", batch.data[0].shape)],
                 label_shapes=[("label", labels.shape)])

@@ -38,6 +38,7 @@ NO_OBJECTS = 'no objects left'
 MISSING_IMAGE = 'missing image file'
 CORRUPT_IMAGE = 'unreadable or corrupt image'
 SIZE_MISMATCH = 'image size differs from annotation'
+UNUSABLE_FILE_NAME = 'file name holds a tab or line break (the .lst cannot list it)'
 
 ImageRecord = namedtuple('ImageRecord', ['index', 'path', 'label', 'size'])
 ImageRecord.__doc__ = """One image: `index` (the dataset's id), absolute `path`, `label` float32
@@ -138,10 +139,6 @@ class Imdb:
         return [r.index for r in self.records]
 
     @property
-    def labels(self):
-        return [r.label for r in self.records]
-
-    @property
     def max_objects(self):
         return max((len(r.label) for r in self.records), default=0)
 
@@ -156,12 +153,6 @@ class Imdb:
         if shuffle:
             random.Random(seed).shuffle(records)
         return records
-
-    def save_imglist(self, fname, root=None, shuffle=False, seed=0):
-        """Write an MXNet detection .lst: `idx \\t 2 \\t 6 \\t labels... \\t path`, paths relative
-        to `root` (default: the images' common folder)."""
-        records = self.shuffled_records(shuffle, seed)
-        write_imglist(fname, records, image_root(records) if root is None else root)
 
     def add_image(self, index, path, objects, size=None, source=None):
         """Validate `objects` = [(class name or id, xmin, ymin, xmax, ymax, difficult), ...] in
@@ -239,34 +230,55 @@ def imglist_line(idx, record, root):
 
 
 def write_imglist(fname, records, root):
-    """Write records as .lst lines numbered 0..N-1, atomically (temp file, then rename)."""
+    """Write records as .lst lines numbered 0..N-1, atomically (temp file, then rename; the
+    temp file is removed if writing fails).  Paths are written as the bytes of their file names
+    (surrogateescape), which is what MXNet's reader and the file system expect."""
     tmp = fname + '.tmp'
-    with open(tmp, 'w') as f:
-        for idx, record in enumerate(records):
-            f.write(imglist_line(idx, record, root) + '\n')
-    os.replace(tmp, fname)
+    try:
+        with open(tmp, 'w', encoding='utf-8', errors='surrogateescape') as f:
+            for idx, record in enumerate(records):
+                f.write(imglist_line(idx, record, root) + '\n')
+        os.replace(tmp, fname)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
-def read_imglist(fname):
+LST_FORMAT = 'idx<TAB>2<TAB>6<TAB>cls<TAB>xmin<TAB>ymin<TAB>xmax<TAB>ymax<TAB>difficult...<TAB>path'
+
+
+def read_imglist(fname, keep_padding=False):
     """Parse a detection .lst back into [(idx, label (n, object_width) array, path)]; padding
-    rows (class -1) are left out."""
+    rows (class -1) are left out unless `keep_padding`.  A malformed line is a ValueError naming
+    file and line."""
     entries = []
-    with open(fname) as f:
+    with open(fname, encoding='utf-8', errors='surrogateescape') as f:
         for lineno, line in enumerate(f, 1):
-            fields = line.rstrip('\n').split('\t')
-            if len(fields) < 4:
-                raise ValueError('%s:%d: expected "idx<TAB>2<TAB>6<TAB>labels...<TAB>path", got %r'
-                                 % (fname, lineno, line.rstrip('\n')))
-            try:
-                values = [float(v) for v in fields[1:-1]]
-            except ValueError as err:
-                raise ValueError('%s:%d: label field is not a number (%s)' % (fname, lineno, err))
-            header, width = int(values[0]), int(values[1])
-            objects = values[header:]
-            if width < 5 or len(objects) % width:
-                raise ValueError('%s:%d: %d label values do not form objects of width %d'
-                                 % (fname, lineno, len(objects), width))
-            label = np.array(objects, dtype=np.float32).reshape(-1, width)
-            label = label[label[:, 0] >= 0]
-            entries.append((int(fields[0]), label, fields[-1]))
+            if line.strip():
+                idx, label, path = _parse_imglist_line(line.rstrip('\r\n'), '%s:%d' % (fname, lineno))
+                entries.append((idx, label if keep_padding else label[label[:, 0] >= 0], path))
     return entries
+
+
+def _parse_imglist_line(line, where):
+    fields = line.split('\t')
+    # idx, header width, object width, one object of at least 5 values, path
+    if len(fields) < 3 + 5 + 1:
+        raise ValueError('%s: %d tab-separated columns, a detection .lst line needs at least 9: '
+                         '%s; got %r' % (where, len(fields), LST_FORMAT, line[:120]))
+    try:
+        idx = int(fields[0])
+        values = [float(v) for v in fields[1:-1]]
+    except ValueError as err:
+        raise ValueError('%s: a label column is not a number (%s)' % (where, err)) from None
+    header, width = values[0], values[1]
+    if header != int(header) or width != int(width) or not 2 <= header <= len(values) or width < 5:
+        raise ValueError('%s: label starts with [%g, %g], expected [header width >= 2, object '
+                         'width >= 5] (%s)' % (where, header, width, LST_FORMAT))
+    objects = values[int(header):]
+    if not objects or len(objects) % int(width):
+        raise ValueError('%s: %d label values do not form objects of width %d'
+                         % (where, len(objects), width))
+    if not np.all(np.isfinite(objects)):
+        raise ValueError('%s: a label value is not finite (nan or inf)' % where)
+    return idx, np.array(objects, dtype=np.float32).reshape(-1, int(width)), fields[-1]

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .imdb import (CORRUPT_IMAGE, HEADER_WIDTH, MISSING_IMAGE, OBJECT_WIDTH, SIZE_MISMATCH,
-                   format_issue, image_root, packed_label, write_imglist)
+                   UNUSABLE_FILE_NAME, format_issue, image_root, packed_label, write_imglist)
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,8 @@ def write_issues(issues, path):
         if os.path.exists(path):
             os.remove(path)
         return None
-    with open(path, 'w') as f:
+    # file names that are not UTF-8 are written as their bytes, as in the .lst
+    with open(path, 'w', encoding='utf-8', errors='surrogateescape') as f:
         f.writelines(format_issue(issue) + '\n' for issue in issues)
     return path
 
@@ -165,16 +166,25 @@ def pack_records(records, rec_path, idx_path, issues, num_threads=None, resize=0
 
 def encode_image(record, resize=0, quality=JPEG_QUALITY):
     """(bytes to store, None) or (None, (issue kind, detail)) for one image."""
+    if any(c in record.path for c in '\t\r\n'):
+        return None, (UNUSABLE_FILE_NAME, '')
     try:
         with open(record.path, 'rb') as f:
             data = f.read()
-    except OSError as err:
+    except FileNotFoundError as err:
         return None, (MISSING_IMAGE, err.strerror or str(err))
+    except OSError as err:   # a folder, no permission, an I/O error
+        return None, (CORRUPT_IMAGE, 'cannot be read: %s' % (err.strerror or err))
+    if not data:
+        return None, (CORRUPT_IMAGE, 'empty file (0 bytes)')
     is_jpeg = data.startswith(JPEG_START)
     # OpenCV decodes a cut-off JPEG with a grey bottom and only a warning
     if is_jpeg and not data.rstrip(b'\x00').endswith(JPEG_END):
         return None, (CORRUPT_IMAGE, 'truncated JPEG (no end-of-image marker)')
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:   # OpenCV asserts on some malformed headers instead of failing
+        image = None
     if image is None:
         return None, (CORRUPT_IMAGE, 'cannot be decoded (%d bytes)' % len(data))
     height, width = image.shape[:2]

@@ -6,73 +6,32 @@ Detections are returned per image as a float32 array of rows
 0-based class ids (no background); rows the network suppressed (class -1) are left out, and
 no score threshold is applied here (the detection operator keeps scores >= 0.01).
 """
-import glob
-import os
 import time
 
 import cv2
 import mxnet as mx
 import numpy as np
 
-from dataset.iterator import DEFAULT_MEAN_PIXELS, DetIter, image_hw
+from config import defaults
+from dataset.iterator import DetIter, image_hw, preprocess_image
 from dataset.testdb import TestDB
-from evaluate.evaluate_net import bind_detector
+from symbol import model_io
 
 from . import visualize
+from .runtimes import MXNetRuntime
 
-
-class ModelFilesNotFound(FileNotFoundError):
-    """A checkpoint file is missing; the message names every expected path."""
-
-
-def checkpoint_paths(model_prefix, epoch):
-    return '%s-symbol.json' % model_prefix, '%s-%04d.params' % (model_prefix, epoch)
-
-
-def available_epochs(model_prefix):
-    """Epochs with a params file next to ``model_prefix`` (to suggest one when asked for a
-    missing epoch)."""
-    epochs = []
-    for path in glob.glob(glob.escape(model_prefix) + '-*.params'):
-        suffix = path[len(model_prefix) + 1:-len('.params')]
-        if suffix.isdigit():
-            epochs.append(int(suffix))
-    return sorted(epochs)
-
-
-def require_files(paths, model_prefix):
-    missing = [path for path in paths if not os.path.isfile(path)]
-    if not missing:
-        return
-    epochs = available_epochs(model_prefix)
-    hint = ('epochs found for this prefix: %s' % ', '.join(map(str, epochs)) if epochs else
-            'no checkpoint at all with this prefix (check --prefix, --network, --data-shape)')
-    raise ModelFilesNotFound('model file(s) not found: %s; %s'
-                             % (', '.join(missing), hint))
-
-
-def detection_symbol(symbol, source):
-    """The graph of a deploy model (detection output only).  A training graph is refused:
-    its detection depends on the label input; build the test graph from the network name
-    instead (or export one with deploy.py)."""
-    outputs = symbol.list_outputs()
-    if 'label' in symbol.list_arguments() or len(outputs) != 1:
-        raise ValueError('%s is a training graph (outputs %s), not a deploy model: give the '
-                         'network name instead of --deploy, or export it with deploy.py'
-                         % (source, ', '.join(outputs)))
-    return symbol
+ModelFilesNotFound = model_io.ModelError
 
 
 def load_model(model_prefix, epoch, symbol=None):
     """(symbol, arg_params, aux_params) of ``<model_prefix>-<epoch>``.  ``symbol`` None: the
     checkpoint's own graph (a deploy model), otherwise only the parameters are read."""
-    symbol_file, params_file = checkpoint_paths(model_prefix, epoch)
-    require_files([params_file] if symbol is not None else [symbol_file, params_file],
-                  model_prefix)
+    params_file = model_io.params_path(model_prefix, epoch)
     if symbol is None:
-        import symbol as _registers_multibox_operators  # noqa: F401 (graphs may use ours)
-        symbol = detection_symbol(mx.sym.load(symbol_file), symbol_file)
-    arg_params, aux_params = mx.model.load_params(model_prefix, epoch)
+        model_io.require_files([model_io.symbol_path(model_prefix), params_file], model_prefix)
+        symbol = model_io.deploy_symbol(model_io.load_symbol(model_prefix),
+                                        model_io.symbol_path(model_prefix))
+    arg_params, aux_params = model_io.load_params(model_prefix, epoch)
     return symbol, arg_params, aux_params
 
 
@@ -95,7 +54,9 @@ def valid_rows(output):
 
 
 class Detector:
-    """SSD detector around an MXNet Module.
+    """SSD detector: image handling around a network runtime (detect.runtimes).  Built from
+    a checkpoint it binds an MXNet Module (``module``; ``runtime`` wraps it);
+    ``Detector.on_runtime`` puts another runtime (an exported ONNX model) behind it.
 
     symbol: the test Symbol (``symbol.symbol_factory.get_symbol``), or None to use the
         checkpoint's own ``-symbol.json`` (a deploy model made by deploy.py).
@@ -106,17 +67,31 @@ class Detector:
     """
 
     def __init__(self, symbol, model_prefix, epoch, data_shape,
-                 mean_pixels=DEFAULT_MEAN_PIXELS, batch_size=1, ctx=None):
+                 mean_pixels=defaults.MEAN_PIXELS, batch_size=1, ctx=None):
+        self._set_input(data_shape, mean_pixels, batch_size, model_prefix, epoch)
+        self.ctx = ctx or mx.cpu()
+        self.symbol, arg_params, aux_params = load_model(model_prefix, epoch, symbol)
+        data_desc = mx.io.DataDesc('data', (self.batch_size, 3) + tuple(self.data_shape))
+        self.module = model_io.bind_for_inference(
+            self.symbol, arg_params, aux_params, data_desc, self.ctx,
+            model_io.params_path(model_prefix, epoch))
+        self.runtime = MXNetRuntime(self.module)
+
+    @classmethod
+    def on_runtime(cls, runtime, data_shape, mean_pixels=defaults.MEAN_PIXELS, batch_size=1,
+                   source='', epoch=None):
+        """A Detector whose network runs on ``runtime`` (see detect.runtimes: an exported ONNX
+        model on ONNX Runtime or OpenVINO); ``source`` names the model in reports."""
+        detector = cls.__new__(cls)   # no MXNet module to bind: only the input geometry
+        detector._set_input(data_shape, mean_pixels, batch_size, source, epoch)
+        detector.runtime = runtime
+        return detector
+
+    def _set_input(self, data_shape, mean_pixels, batch_size, model_prefix, epoch):
         self.data_shape = image_hw(data_shape)
         self.mean_pixels = tuple(float(m) for m in mean_pixels)
         self.batch_size = int(batch_size)
-        self.ctx = ctx or mx.cpu()
         self.model_prefix, self.epoch = model_prefix, epoch
-        self.symbol, arg_params, aux_params = load_model(model_prefix, epoch, symbol)
-        data_desc = mx.io.DataDesc('data', (self.batch_size, 3) + tuple(self.data_shape))
-        self.module = bind_detector(self.symbol, arg_params, aux_params, data_desc, self.ctx,
-                                    checkpoint_paths(model_prefix, epoch)[1])
-        self._mean = np.array(self.mean_pixels, np.float32).reshape(3, 1, 1)
         self.last_detection_seconds = 0.0
 
     def detect_iter(self, det_iter, show_timer=False):
@@ -153,17 +128,11 @@ class Detector:
         return results
 
     def preprocess(self, image_bgr):
-        """Network input for one BGR image, prepared as DetIter prepares image files: RGB,
-        bilinear resize to the data shape (aspect ratio not kept), mean subtracted, CHW."""
-        height, width = self.data_shape
-        rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
-        resized = cv2.resize(rgb, (width, height),
-                                       interpolation=cv2.INTER_LINEAR)
-        return resized.transpose(2, 0, 1).astype(np.float32) - self._mean
+        """Network input for one BGR image, prepared as DetIter prepares image files."""
+        return preprocess_image(image_bgr, self.data_shape, self.mean_pixels)
 
     def _forward(self, data, num_real):
-        self.module.forward(mx.io.DataBatch(data=[data]), is_train=False)
-        output = self.module.get_outputs()[0].asnumpy()
+        output = self.runtime.detect(data)
         return [valid_rows(output[k]) for k in range(num_real)]
 
     def _report_time(self, num_images, seconds, show_timer):
@@ -193,26 +162,25 @@ class Detector:
         return dets, annotated
 
 
-def resolve_epoch(model_prefix, epoch):
-    """``epoch``, or when None the newest one saved with ``model_prefix``."""
-    if epoch is not None:
-        return int(epoch)
-    epochs = available_epochs(model_prefix)
-    if not epochs:
-        raise ModelFilesNotFound('no checkpoint found: expected %s-<epoch>.params (check '
-                                 '--prefix, --network and --data-shape)' % model_prefix)
-    return epochs[-1]
-
-
 def get_detector(network, model_prefix, epoch, data_shape, mean_pixels, num_classes,
-                 nms_thresh=0.45, force_nms=True, nms_topk=400, batch_size=1, ctx=None):
+                 nms_thresh=defaults.NMS_THRESH, force_nms=defaults.FORCE_NMS,
+                 nms_topk=defaults.NMS_TOPK, batch_size=1, ctx=None, preset_overrides=None):
     """A Detector for the test graph of ``network`` (NMS settings applied), or with
     ``network`` None for the checkpoint's own graph (a deploy model: its NMS settings were
     fixed when it was exported)."""
     symbol = None
     if network is not None:
-        from symbol.symbol_factory import get_symbol
-        symbol = get_symbol(network, data_shape, num_classes, nms_thresh=nms_thresh,
-                            force_suppress=force_nms, nms_topk=nms_topk)
-    return Detector(symbol, model_prefix, resolve_epoch(model_prefix, epoch), data_shape,
-                    mean_pixels, batch_size, ctx)
+        symbol = model_io.inference_symbol(dict(
+            network=network, data_shape=data_shape, num_classes=num_classes,
+            nms_thresh=nms_thresh, force_nms=force_nms, nms_topk=nms_topk,
+            preset_overrides=preset_overrides))
+    return Detector(symbol, model_prefix, model_io.resolve_epoch(model_prefix, epoch),
+                    data_shape, mean_pixels, batch_size, ctx)
+
+
+def detector_from_settings(prefix, epoch, settings, deploy=False, batch_size=1, ctx=None):
+    """A Detector of ``model_io.open_model``'s settings (``deploy``: the saved graph)."""
+    return get_detector(None if deploy else settings['network'], prefix, epoch,
+                        settings['data_shape'], settings['mean_pixels'],
+                        settings['num_classes'], settings['nms_thresh'], settings['force_nms'],
+                        settings['nms_topk'], batch_size, ctx, settings['preset_overrides'])

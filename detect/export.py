@@ -1,5 +1,6 @@
-"""Deploy models: the test graph (detection output only) with the parameters it uses, saved
-as ``<dir>/deploy_<name>-symbol.json`` / ``-<epoch>.params``.
+"""Deploy models: the test graph (detection output only) with the parameters it uses and the
+model spec, saved as ``<dir>/deploy_<name>-symbol.json`` / ``-<epoch>.params`` /
+``-model.json``.
 
 A portable deploy model names MXNet's built-in ``_contrib_MultiBox*`` operators instead of the
 project's own, so it runs on stock MXNet (any language binding, model servers) without our
@@ -11,10 +12,7 @@ import os
 
 import mxnet as mx
 
-from dataset.iterator import image_hw
-from evaluate.evaluate_net import check_params
-
-from .detector import checkpoint_paths, load_model
+from symbol import model_io
 
 # Our operator -> MXNet's built-in twin.
 BUILTIN_OPERATORS = {
@@ -22,17 +20,6 @@ BUILTIN_OPERATORS = {
     'MultiBoxTarget': '_contrib_MultiBoxTarget',
     'MultiBoxDetection': '_contrib_MultiBoxDetection',
 }
-DEPLOY_TAG = 'deploy_'
-
-
-def deploy_prefix(model_prefix):
-    """'model/ssd_mobilenet_0.25_300' -> 'model/deploy_ssd_mobilenet_0.25_300'."""
-    folder, name = os.path.split(model_prefix)
-    return os.path.join(folder, DEPLOY_TAG + name)
-
-
-def operators_of(symbol):
-    return {node['op'] for node in json.loads(symbol.tojson())['nodes']}
 
 
 def with_builtin_operators(symbol):
@@ -44,31 +31,35 @@ def with_builtin_operators(symbol):
     return mx.sym.load_json(json.dumps(graph))
 
 
-def used_params(symbol, arg_params, aux_params):
-    """Only the parameters the graph reads (a training checkpoint also holds none else, but
-    a finetuned one may carry leftovers)."""
-    args, auxs = set(symbol.list_arguments()), set(symbol.list_auxiliary_states())
-    return ({k: v for k, v in arg_params.items() if k in args},
-            {k: v for k, v in aux_params.items() if k in auxs})
-
-
-def export_deploy_model(network, model_prefix, epoch, data_shape, num_classes,
-                        nms_thresh=0.45, force_nms=True, nms_topk=400, portable=True,
-                        output_prefix=None):
-    """Write the deploy model of checkpoint ``<model_prefix>-<epoch>``; returns the paths
-    (symbol file, params file).  The parameters are checked against the network built from
-    ``network``, ``data_shape`` and ``num_classes`` first, so a mismatch names the parameter."""
-    from symbol.symbol_factory import get_symbol
-    symbol = get_symbol(network, data_shape, num_classes, nms_thresh=nms_thresh,
-                        force_suppress=force_nms, nms_topk=nms_topk)
-    symbol, arg_params, aux_params = load_model(model_prefix, epoch, symbol)
-    data_desc = mx.io.DataDesc('data', (1, 3) + tuple(image_hw(data_shape)))
-    check_params(symbol, data_desc, arg_params, aux_params,
-                 checkpoint_paths(model_prefix, epoch)[1])
+def export_deploy_model(settings, model_prefix, epoch, portable=True, output_prefix=None,
+                        spec=None):
+    """Write the deploy model of checkpoint ``<model_prefix>-<epoch>`` built from
+    ``settings`` (``model_io.open_model``'s); returns the paths (symbol file, params file).
+    The parameters are checked against that network first, so a mismatch names the
+    parameter.  ``spec``: the checkpoint's model spec, copied with the deploy settings.
+    Never replaces the checkpoint's own files."""
+    output_prefix = output_prefix or model_io.deploy_prefix(model_prefix)
+    if os.path.abspath(output_prefix) == os.path.abspath(model_prefix):
+        raise model_io.ModelError('the output prefix %s is the checkpoint itself: exporting '
+                                  'would replace its training symbol %s; choose another '
+                                  '--output-prefix' % (output_prefix,
+                                                       model_io.symbol_path(model_prefix)))
+    symbol, arg_params, aux_params = model_io.inference_model(model_prefix, epoch, settings)
     if portable:
         symbol = with_builtin_operators(symbol)
-    output_prefix = output_prefix or deploy_prefix(model_prefix)
-    os.makedirs(os.path.dirname(os.path.abspath(output_prefix)), exist_ok=True)
-    arg_params, aux_params = used_params(symbol, arg_params, aux_params)
-    mx.model.save_checkpoint(output_prefix, epoch, symbol, arg_params, aux_params)
-    return checkpoint_paths(output_prefix, epoch)
+    deploy_spec = deploy_model_spec(spec, settings)
+    return model_io.export_model(output_prefix, epoch, symbol, arg_params, aux_params,
+                                 deploy_spec)
+
+
+def deploy_model_spec(spec, settings):
+    """The checkpoint's spec (or one made from ``settings``) with the settings baked in."""
+    if spec is None:
+        spec = model_io.make_spec(settings['network'], settings['data_shape'],
+                                  settings['num_classes'], settings['class_names'],
+                                  settings['mean_pixels'],
+                                  preset_overrides=settings['preset_overrides'])
+    baked = {key: settings[key] for key in ('nms_thresh', 'nms_topk', 'force_nms',
+                                            'class_names', 'mean_pixels')}
+    baked['data_shape'] = list(model_io.image_hw(settings['data_shape']))
+    return dict(spec, **model_io.jsonable(baked), deploy=True)

@@ -2,8 +2,9 @@
 files and cameras, detect in batches, and write annotated pictures / video and a JSON file of
 the detections in pixel coordinates.
 
-Bad inputs do not stop a run: an image that cannot be found or decoded is reported on stderr,
-recorded under "errors" in the JSON, and the others are still processed.
+Bad inputs do not stop a run: an image that cannot be found, decoded or is truncated, and a
+video that yields no frame, are reported on stderr, recorded under "errors" in the JSON, and
+the others are still processed.
 """
 import glob
 import json
@@ -11,6 +12,7 @@ import os
 import sys
 
 import cv2
+import numpy as np
 from tqdm import tqdm
 
 from . import visualize
@@ -23,6 +25,60 @@ VIDEO_EXTENSION = '.mp4'
 FALLBACK_FPS = 25.0          # when a capture does not report its frame rate
 JPEG_QUALITY = 95
 MAX_LISTED = 8               # detections named per image on the console
+JPEG_START, JPEG_SCAN, JPEG_END = b'\xff\xd8', b'\xff\xda', b'\xff\xd9'
+TEXT_PROBE_BYTES = 4096      # how much of a --video file is looked at to tell text from video
+
+
+class UnreadableInput(IOError):
+    """An image or video that cannot be decoded completely; the message says why."""
+
+
+def jpeg_is_complete(data):
+    """False for JPEG bytes cut before the end-of-image marker that follows the last scan.
+
+    OpenCV decodes a truncated JPEG without an error (libjpeg fills the missing rows with
+    grey and only prints a warning), so the cut has to be found in the bytes.  Inside
+    entropy-coded data every 0xFF byte is followed by 0x00 or a restart marker, so the last
+    start-of-scan marker really is the last scan's, and a complete file has an end-of-image
+    marker after it (cameras may append data after that marker: allowed)."""
+    if not data.startswith(JPEG_START):
+        return True
+    last_scan = data.rfind(JPEG_SCAN)
+    return last_scan >= 0 and data.find(JPEG_END, last_scan) >= 0
+
+
+def read_image(path):
+    """The BGR image in ``path``; raises UnreadableInput for an empty, undecodable or
+    truncated file (instead of detecting on OpenCV's grey fill)."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise UnreadableInput('cannot read image: %s' % (err.strerror or err))
+    if data.size == 0:
+        raise UnreadableInput('cannot read image: the file is empty (0 bytes)')
+    if not jpeg_is_complete(data.tobytes()):
+        raise UnreadableInput('truncated JPEG: the file ends before its last scan does '
+                              '(%d bytes; incomplete download or copy?)' % data.size)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None:
+        raise UnreadableInput('cannot read image (corrupt or not an image format OpenCV '
+                              'decodes)')
+    return image
+
+
+def looks_like_text(path):
+    """True when the start of ``path`` is UTF-8 text without NUL bytes.  FFmpeg "plays" text
+    files (its tty demuxer renders them as ANSI art), so OpenCV opens them as videos."""
+    with open(path, 'rb') as f:
+        head = f.read(TEXT_PROBE_BYTES)
+    if not head or b'\0' in head:
+        return False
+    try:
+        head.decode('utf-8')
+    except UnicodeDecodeError as err:
+        # a multi-byte character cut by the probe's end is still text
+        return err.start >= len(head) - 3
+    return True
 
 
 def split_list(spec):
@@ -178,12 +234,10 @@ class DemoRun:
                           disable=len(paths) <= batch_size or None):
             loaded = []
             for path in paths[first:first + batch_size]:
-                image = cv2.imread(path, cv2.IMREAD_COLOR)
-                if image is None:
-                    self.log.add_error(path, 'cannot read image (missing, corrupt or not an '
-                                             'image format OpenCV decodes)')
-                else:
-                    loaded.append((path, image))
+                try:
+                    loaded.append((path, read_image(path)))
+                except UnreadableInput as err:
+                    self.log.add_error(path, str(err))
             if not loaded:
                 continue
             for (path, image), dets in zip(loaded, self._detect([im for _, im in loaded])):
@@ -200,7 +254,7 @@ class DemoRun:
         """Detect in the frames of an opened cv2.VideoCapture (file or camera) until it ends,
         ``max_frames`` frames (0: no limit) or Ctrl-C; writes the annotated video when saving,
         named after ``source`` (the video path or e.g. 'camera0').  Returns the number of
-        frames processed."""
+        frames processed; raises UnreadableInput when not even the first frame decodes."""
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         if max_frames:
             total = min(total, max_frames) if total > 0 else max_frames
@@ -232,6 +286,8 @@ class DemoRun:
                 writer.release()
         if output and frame_no:
             tqdm.write('annotated video (%d frames): %s' % (frame_no, output))
+        if not frame_no:
+            raise UnreadableInput('no frame could be decoded from %s' % source)
         return frame_no
 
 
@@ -259,6 +315,8 @@ def open_capture(source):
     open."""
     if isinstance(source, str) and not os.path.isfile(source):
         raise FileNotFoundError('video not found: %s' % source)
+    if isinstance(source, str) and looks_like_text(source):
+        raise UnreadableInput('%s is a text file, not a video' % source)
     capture = cv2.VideoCapture(source)
     if not capture.isOpened():
         raise IOError('cannot open %s' % ('camera %d' % source if isinstance(source, int)

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from .detector import ModelFilesNotFound, available_epochs
+from symbol import model_io
 
 RELEASES_URL = 'https://github.com/zhreshold/mxnet-ssd/releases/tag/'
 MODEL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'model')
@@ -60,7 +60,7 @@ RELEASED_MODELS = (
 )
 
 
-class ReleasedModelNotFound(ModelFilesNotFound):
+class ReleasedModelNotFound(model_io.ModelError):
     """No released model of the asked network is unpacked; the message says what to get."""
 
 
@@ -99,7 +99,7 @@ def unpacked_prefixes(model, model_dir=MODEL_DIR):
 def find_unpacked(model, model_dir=MODEL_DIR):
     """(prefix, newest epoch) of the model's params file under model_dir, or None."""
     for prefix in unpacked_prefixes(model, model_dir):
-        epochs = available_epochs(prefix)
+        epochs = model_io.saved_epochs(prefix)
         if epochs:
             return prefix, epochs[-1]
     return None
@@ -151,11 +151,11 @@ def apply_released_model(args, prefix, model_dir=MODEL_DIR):
     epoch, data_shape, class_names, mean_r/g/b, num_classes if there) at the released model
     unpacked in model/.  A flag left at None or at the shipped model's value counts as not
     given; an explicit --epoch, --class-names or mean is kept, and so is --data-shape.  Returns the ResolvedModel, or None when ``args`` are left as
-    they are; raises ReleasedModelNotFound (an OSError) naming the archive to get.  The
+    they are; raises ReleasedModelNotFound (a ModelError) naming the archive to get.  The
     files are looked for in ``model_dir`` (model/)."""
     from .shipped import SHIPPED_MODEL as shipped
     if (getattr(args, 'deploy', False) or args.prefix != shipped['prefix']
-            or not is_released_network(args.network) or available_epochs(prefix)):
+            or not is_released_network(args.network) or model_io.saved_epochs(prefix)):
         return None
     size = None if args.data_shape in (shipped['data_shape'], None) else args.data_shape
     model = resolve_released(args.network, size, model_dir)

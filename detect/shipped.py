@@ -3,6 +3,8 @@ deploy.py use when run without arguments (see model/README.md for how the model 
 trained)."""
 import os
 
+from config import defaults
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SHIPPED_MODEL = dict(
@@ -11,10 +13,22 @@ SHIPPED_MODEL = dict(
     prefix=os.path.join(ROOT, 'model', 'ssd_'),   # -> model/ssd_mobilenet_0.25_224
     epoch=None,                                    # None: the newest checkpoint there
     class_names='synthetic',                       # dataset/names/synthetic.names
-    mean_pixels=(123, 117, 104),                   # RGB
+    mean_pixels=defaults.MEAN_PIXELS,              # RGB
 )
 DEMO_IMAGES = os.path.join(ROOT, 'data', 'demo')
 DEMO_OUTPUT = os.path.join('output', 'demo')       # relative to the working directory
+
+
+def fallback_settings(model=None):
+    """Model settings of ``model`` (default: the shipped one) for checkpoints without a spec,
+    class names loaded."""
+    from dataset.imdb import load_class_names
+    model = dict(model or SHIPPED_MODEL)
+    model['class_names'] = load_class_names(model['class_names'])
+    model.pop('prefix')
+    model.pop('epoch')
+    return model
+
 
 # What demo.py prints when it runs the shipped model, so that nobody mistakes it for a real
 # detector on their photographs.

@@ -1,3 +1,3 @@
-"""Detection evaluation: VOC mAP metrics (``eval_metric``), the file-based VOC devkit
-evaluation (``eval_voc``), COCO AP via pycocotools (``coco_metric``), whole-model evaluation
-on a record file (``evaluate_net``) and its reports and plots (``report``)."""
+"""Detection evaluation: VOC mAP metrics (``eval_metric``), COCO AP via pycocotools
+(``coco_metric``), whole-model evaluation on a record file (``evaluate_net``) and its reports
+and plots (``report``)."""

@@ -12,6 +12,11 @@ import time
 import mxnet as mx
 from tqdm import tqdm
 
+from config import defaults
+from dataset.iterator import validation_iter
+from detect.runtimes import MXNetRuntime
+from symbol import model_io
+
 from .coco_metric import CocoMetric, coco_from_imglist, image_ids_from_imglist, load_coco
 from .eval_metric import MApMetric, VOC07MApMetric
 from .report import format_ap_table, save_ap_bar_chart, save_pr_curves, write_results_json
@@ -23,92 +28,11 @@ METRICS = {
     'voc': 'PASCAL VOC2010+ AP (area under the monotone precision envelope)',
     'coco': 'COCO AP@[.5:.95] (pycocotools)',
 }
-DETECTION_OUTPUT = 'detection_output'
 OUTPUT_FILES = {'results': 'results.json', 'ap_chart': 'ap_per_class.png'}
 
 
 class EvaluationError(ValueError):
     """The model, the data or the options do not fit together; the message says how."""
-
-
-def shape_tag(data_shape):
-    """'300' for a square input, '256x320' (height x width) otherwise."""
-    if isinstance(data_shape, int):
-        return str(data_shape)
-    height, width = data_shape
-    return str(height) if height == width else '%dx%d' % (height, width)
-
-
-def expand_prefix(prefix, network, data_shape):
-    """A prefix ending in '_' names a model by network and input size, as demo.py and
-    deploy.py do: 'model/ssd_' -> 'model/ssd_mobilenet_0.25_300'."""
-    if prefix.endswith('_') and network:
-        return '%s%s_%s' % (prefix, network, shape_tag(data_shape))
-    return prefix
-
-
-def load_detector(network, prefix, epoch, data_shape, num_classes, nms_thresh=0.45,
-                  force_nms=False, nms_topk=400):
-    """(symbol, arg_params, aux_params).  ``network=None`` (deploy): the checkpoint's own
-    symbol, which must output the detections; otherwise the test symbol is built from the
-    network name and only the parameters are loaded."""
-    params_file = '%s-%04d.params' % (prefix, epoch)
-    if not os.path.isfile(params_file):
-        raise EvaluationError('model parameters not found: %s (check --prefix and --epoch)'
-                              % params_file)
-    if network is None:
-        symbol_file = '%s-symbol.json' % prefix
-        if not os.path.isfile(symbol_file):
-            raise EvaluationError('deploy symbol not found: %s' % symbol_file)
-        import symbol as _registers_multibox_operators  # noqa: F401 (the saved graph uses them)
-        symbol = detection_output_of(mx.sym.load(symbol_file), symbol_file)
-    else:
-        from symbol.symbol_factory import get_symbol
-        symbol = get_symbol(network, data_shape, num_classes, nms_thresh=nms_thresh,
-                            force_suppress=force_nms, nms_topk=nms_topk)
-    arg_params, aux_params = mx.model.load_params(prefix, epoch)
-    return symbol, arg_params, aux_params
-
-
-def detection_output_of(symbol, source):
-    """The symbol itself when it has one output; from a multi-output (training) symbol, its
-    ``detection_output``."""
-    outputs = symbol.list_outputs()
-    if len(outputs) == 1:
-        return symbol
-    if DETECTION_OUTPUT not in outputs:
-        raise EvaluationError('%s has outputs %s and none is %r: --deploy needs a symbol whose '
-                              'output is the detection (see deploy.py)'
-                              % (source, outputs, DETECTION_OUTPUT))
-    logger.info('%s: using output %r of %s', source, DETECTION_OUTPUT, outputs)
-    return symbol[outputs.index(DETECTION_OUTPUT)]
-
-
-def check_params(symbol, data_desc, arg_params, aux_params, source):
-    """Every parameter the symbol needs is there with the right shape; otherwise say which
-    ones are not (the usual cause: another --network, --data-shape or --num-class)."""
-    arg_shapes, _, aux_shapes = symbol.infer_shape(**{data_desc.name: data_desc.shape})
-    needed = dict(zip(symbol.list_arguments(), arg_shapes))
-    needed.update(zip(symbol.list_auxiliary_states(), aux_shapes))
-    given = dict(arg_params, **aux_params)
-    problems = ['%s missing' % name if name not in given else
-                '%s is %s, network needs %s' % (name, given[name].shape, tuple(shape))
-                for name, shape in needed.items()
-                if name != data_desc.name
-                and (name not in given or given[name].shape != tuple(shape))]
-    if problems:
-        raise EvaluationError('%s does not fit the network (%d problems: %s%s); check '
-                              '--network, --data-shape and --num-class'
-                              % (source, len(problems), '; '.join(problems[:3]),
-                                 '; ...' if len(problems) > 3 else ''))
-
-
-def bind_detector(symbol, arg_params, aux_params, data_desc, ctx, source):
-    check_params(symbol, data_desc, arg_params, aux_params, source)
-    module = mx.mod.Module(symbol, data_names=(data_desc.name,), label_names=None, context=ctx)
-    module.bind(data_shapes=[data_desc], for_training=False)
-    module.set_params(arg_params, aux_params, allow_missing=False, allow_extra=True)
-    return module
 
 
 def count_records(path_imgrec):
@@ -143,27 +67,28 @@ def create_metric(kind, class_names, ovp_thresh=0.5, use_difficult=False, list_p
     return CocoMetric(coco, [image['id'] for image in coco.dataset['images']], class_names)
 
 
-def run_detection(module, eval_iter, metric, num_batch=None, frequent=20, total_images=None):
-    """Forward every batch (or the first ``num_batch``) and feed the metric, leaving out the
-    padding of the last batch.  Returns (images evaluated, batches, seconds)."""
+def run_detection(runtime, eval_iter, metric, num_batch=None, frequent=20, total_images=None):
+    """Detect every batch (or the first ``num_batch``) with ``runtime`` (``detect(data) ->
+    detections``, see detect.runtimes) and feed the metric, leaving out the padding of the
+    last batch.  Returns (images evaluated, batches, seconds)."""
     batch_size = eval_iter.provide_data[0].shape[0]
     if num_batch is not None:
         total_images = min(total_images or num_batch * batch_size, num_batch * batch_size)
     bar = tqdm(total=total_images, unit='img', desc='evaluating')
     images, batches, start = 0, 0, time.time()
     eval_iter.reset()
-    for batch in eval_iter:
-        if num_batch is not None and batches >= num_batch:
-            break
-        module.forward(batch, is_train=False)
-        real = batch_size - (batch.pad or 0)
-        metric.update([batch.label[0][:real]], [module.get_outputs()[0][:real]])
-        images += real
-        batches += 1
-        bar.update(real)
-        if batches % frequent == 0:
-            bar.set_postfix(images_per_sec='%.1f' % (images / (time.time() - start)))
-    bar.close()
+    with bar:   # closed (its line ended) also when the metric raises
+        for batch in eval_iter:
+            if num_batch is not None and batches >= num_batch:
+                break
+            detections = runtime.detect(batch.data[0])
+            real = batch_size - (batch.pad or 0)
+            metric.update([batch.label[0][:real]], [detections[:real]])
+            images += real
+            batches += 1
+            bar.update(real)
+            if batches % frequent == 0:
+                bar.set_postfix(images_per_sec='%.1f' % (images / (time.time() - start)))
     return images, batches, time.time() - start
 
 
@@ -186,19 +111,23 @@ def write_report(metric, output_dir, kind):
 
 
 def evaluate_net(net, path_imgrec, num_classes, mean_pixels, data_shape, model_prefix, epoch,
-                 ctx=mx.cpu(), batch_size=32, path_imglist='', nms_thresh=0.45, force_nms=False,
-                 nms_topk=400, ovp_thresh=0.5, use_difficult=False, class_names=None,
+                 ctx=mx.cpu(), batch_size=32, path_imglist='', nms_thresh=defaults.NMS_THRESH,
+                 force_nms=defaults.FORCE_NMS, nms_topk=defaults.NMS_TOPK,
+                 ovp_thresh=defaults.EVAL_IOU, use_difficult=False, class_names=None,
                  metric='voc07', num_batch=None, frequent=20, output_dir=None,
-                 coco_annotations=None, image_root=None, label_pad_width=-1):
+                 coco_annotations=None, image_root=None,
+                 label_pad_width=defaults.EVAL_LABEL_WIDTH, preset_overrides=None,
+                 runtime=None):
     """Evaluate ``<model_prefix>-<epoch>`` on ``path_imgrec``; returns the results dict (also
     written as ``results.json`` with the plots into ``output_dir`` when given).
 
     ``net``: network name for the test symbol, or None to use the checkpoint's symbol
     (deploy models).  ``mean_pixels``: RGB means the model was trained with.
     ``class_names``: default class_0..; their number must equal ``num_classes``.
-    ``label_pad_width``: label values per image in the iterator (-1: sized from the data)."""
-    from config.config import cfg
-    from dataset.iterator import DetRecordIter
+    ``label_pad_width``: label values per image in the iterator (-1: sized from the data).
+    ``preset_overrides``: the preset fields the model was trained with.
+    ``runtime``: a detect.runtimes runtime (an exported ONNX model) to run instead of the
+    checkpoint on MXNet; ``net``, ``model_prefix`` and ``epoch`` then only label the results."""
     class_names = list(class_names or ['class_%d' % i for i in range(num_classes)])
     if len(class_names) != num_classes:
         raise EvaluationError('%d class names given for %d classes: %s'
@@ -206,17 +135,23 @@ def evaluate_net(net, path_imgrec, num_classes, mean_pixels, data_shape, model_p
     list_path = path_imglist or os.path.splitext(path_imgrec)[0] + '.lst'
     scorer = create_metric(metric, class_names, ovp_thresh, use_difficult, list_path,
                            coco_annotations, image_root)
-    # round_batch=False: MXNet's default wraps the last batch around, and a reset after the
-    # prefetcher reached that point starts the next pass mid-file, skipping images
-    eval_iter = DetRecordIter(path_imgrec, batch_size, data_shape, mean_pixels=mean_pixels,
-                              label_pad_width=label_pad_width, path_imglist=path_imglist,
-                              **dict(cfg.valid, round_batch=False))
-    symbol, arg_params, aux_params = load_detector(net, model_prefix, epoch, data_shape,
-                                                   num_classes, nms_thresh, force_nms, nms_topk)
-    module = bind_detector(symbol, arg_params, aux_params, eval_iter.provide_data[0], ctx,
-                           '%s-%04d.params' % (model_prefix, epoch))
-    images, batches, seconds = run_detection(module, eval_iter, scorer, num_batch, frequent,
-                                             count_records(path_imgrec))
+    if runtime is None:
+        model_io.require_files([model_io.params_path(model_prefix, epoch)], model_prefix)
+    eval_iter = validation_iter(path_imgrec, batch_size, data_shape, mean_pixels,
+                                label_pad_width, path_imglist, num_classes)
+    if runtime is None:
+        runtime = MXNetRuntime(model_io.bind_for_inference(
+            *model_io.inference_model(model_prefix, epoch, dict(
+                network=net, data_shape=data_shape, num_classes=num_classes,
+                nms_thresh=nms_thresh, force_nms=force_nms, nms_topk=nms_topk,
+                preset_overrides=preset_overrides)),
+            eval_iter.provide_data[0], ctx, model_io.params_path(model_prefix, epoch)))
+    try:
+        images, batches, seconds = run_detection(runtime, eval_iter, scorer, num_batch,
+                                                 frequent, count_records(path_imgrec))
+    except ValueError as err:   # the metric's own checks, e.g. a class id beyond the model
+        raise EvaluationError('%s: %s (the model has %d classes: %s)'
+                              % (path_imgrec, err, num_classes, ', '.join(class_names)))
     results = {
         'metric': metric, 'metric_description': METRICS[metric],
         'model': {'prefix': model_prefix, 'epoch': epoch, 'network': net or 'deploy symbol',

@@ -23,8 +23,6 @@ using namespace mxnet::ext;  // NOLINT
 namespace mxssd {
 namespace {
 
-constexpr const char* kOp = "MultiBoxDetection";
-
 template <typename DType>
 struct Scratch {
   std::vector<DType> candidates;           // compacted rows before sorting
@@ -91,7 +89,7 @@ void image_detections(const DType* cls_prob, const DType* loc_pred, const DType*
   w->candidates.assign(out, out + size_t(count) * kRow);
   w->order.resize(count);
   std::iota(w->order.begin(), w->order.end(), 0);
-  const int keep = (p.nms_topk > 0 && p.nms_topk < count) ? p.nms_topk : count;
+  const int keep = rows_considered(count, p.nms_topk);
   const DType* cand = w->candidates.data();
   std::partial_sort(w->order.begin(), w->order.begin() + keep, w->order.end(),
                     [cand](int a, int b) {
@@ -127,11 +125,10 @@ MXReturnValue detection_forward_cpu(const Attrs& attrs, std::vector<MXTensor>* i
                                     std::vector<MXTensor>* outputs, const OpResource&) {
   DetectionParams p;
   if (!parse_detection(attrs, &p)) return MX_FAIL;
-  if (inputs->at(0).dtype == kFloat64) {
-    detection_forward<double>(p, inputs, &outputs->at(0));
-  } else {
-    detection_forward<float>(p, inputs, &outputs->at(0));
-  }
+  dispatch_float(inputs->at(0).dtype, [&](auto zero) {
+    detection_forward<decltype(zero)>(p, inputs, &outputs->at(0));
+    return 0;
+  });
   return MX_SUCCESS;
 }
 
@@ -145,52 +142,53 @@ MXReturnValue detection_parse_attrs(const Attrs& attrs, int* num_in, int* num_ou
 
 MXReturnValue detection_infer_type(const Attrs&, std::vector<int>* in_types,
                                    std::vector<int>* out_types) {
-  return infer_float_type(kOp, *in_types, out_types, 1);
+  return infer_float_type(kDetectionOp, *in_types, out_types, 1);
 }
 
 MXReturnValue detection_infer_shape(const Attrs& attrs, std::vector<std::vector<unsigned>>* in,
                                     std::vector<std::vector<unsigned>>* out) {
   DetectionParams p;
   if (!parse_detection(attrs, &p)) return MX_FAIL;
+  if (!check_all_extents(kDetectionOp, {"cls_prob", "loc_pred", "anchor"}, *in)) return MX_FAIL;
   const auto& cls_prob = in->at(0);
   const auto& loc_pred = in->at(1);
   const auto& anchor = in->at(2);
   if (anchor.size() != 3 || anchor[0] != 1 || anchor[1] == 0 || anchor[2] != 4) {
-    return fail(kOp, "input 'anchor' must have shape (1, num_anchors, 4), got " +
+    return fail(kDetectionOp, "input 'anchor' must have shape (1, num_anchors, 4), got " +
                          shape_str(anchor));
   }
   if (cls_prob.size() != 3 || cls_prob[1] < 2) {
-    return fail(kOp, "input 'cls_prob' must have shape (batch, num_classes + 1 >= 2, "
+    return fail(kDetectionOp, "input 'cls_prob' must have shape (batch, num_classes + 1 >= 2, "
                      "num_anchors), got " + shape_str(cls_prob));
   }
   if (cls_prob[2] != anchor[1]) {
-    return fail(kOp, "input 'cls_prob' has " + std::to_string(cls_prob[2]) +
+    return fail(kDetectionOp, "input 'cls_prob' has " + std::to_string(cls_prob[2]) +
                          " anchors but 'anchor' has " + std::to_string(anchor[1]));
   }
   if (loc_pred.size() != 2 || loc_pred[0] != cls_prob[0] || loc_pred[1] != anchor[1] * 4) {
-    return fail(kOp, "input 'loc_pred' must have shape (batch, 4 * num_anchors) = (" +
+    return fail(kDetectionOp, "input 'loc_pred' must have shape (batch, 4 * num_anchors) = (" +
                          std::to_string(cls_prob[0]) + "," + std::to_string(anchor[1] * 4) +
                          "), got " + shape_str(loc_pred));
   }
   if (unsigned(p.background_id) >= cls_prob[1]) {
-    return fail(kOp, "argument 'background_id' (" + std::to_string(p.background_id) +
+    return fail(kDetectionOp, "argument 'background_id' (" + std::to_string(p.background_id) +
                          ") must be less than the number of classes in 'cls_prob' (" +
                          std::to_string(cls_prob[1]) + ")");
   }
-  out->at(0) = {cls_prob[0], anchor[1], 6u};
-  return MX_SUCCESS;
+  out->at(0) = {cls_prob[0], anchor[1], unsigned(kRow)};
+  return check_extents(kDetectionOp, "output", out->at(0));
 }
 
 }  // namespace
 }  // namespace mxssd
 
-REGISTER_OP(MultiBoxDetection)
+REGISTER_OP(MXSSD_OP_NAME(MultiBoxDetection))
     .setParseAttrs(mxssd::detection_parse_attrs)
     .setInferType(mxssd::detection_infer_type)
     .setInferShape(mxssd::detection_infer_shape)
-    .setForward(mxssd::detection_forward_cpu, "cpu")
+    .setForward(MXSSD_CPU_FORWARD(mxssd::detection_forward_cpu, mxssd::detection_forward_gpu), "cpu")
     .setBackward(mxssd::zero_gradients_cpu, "cpu")
-#if MXSSD_WITH_CUDA
+#if MXSSD_REGISTER_GPU
     .setForward(mxssd::detection_forward_gpu, "gpu")
     .setBackward(mxssd::zero_gradients_gpu, "gpu")
 #endif

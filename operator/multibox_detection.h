@@ -37,6 +37,18 @@ MXSSD_HD void detection_row(int cls, DType score, const DType* anchor, const DTy
   decode_box(anchor, loc_pred, v, clip, row + 2);
 }
 
+/* How many of the `count` candidates (in score order) NMS considers: at most nms_topk. */
+MXSSD_HD int rows_considered(int count, int nms_topk) {
+  return (nms_topk > 0 && nms_topk < count) ? nms_topk : count;
+}
+
+/* Ascending sort key of a candidate's score for the GPU's radix sort (which orders raw bits):
+ * -score with -0 as +0, so that 0 and -0 scores tie as in ranks_before(). */
+template <typename DType>
+MXSSD_HD DType score_key(DType score) {
+  return DType(0) - score;
+}
+
 /* Score order: descending, ties by candidate position (a stable sort). */
 template <typename DType>
 MXSSD_HD bool ranks_before(DType score_a, int a, DType score_b, int b) {

@@ -4,6 +4,7 @@
 #include "multibox_params.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <sstream>
@@ -24,7 +25,7 @@ bool parse_float(const std::string& text, float* out) {
   t = t.substr(a, b - a + 1);
   char* end = nullptr;
   *out = strtof(t.c_str(), &end);
-  return end && *end == '\0';
+  return end && *end == '\0' && std::isfinite(*out);  // nan/inf would defeat every range rule
 }
 
 /* Accepts "(0.1, 0.2)", "[0.1,0.2]", "0.1,0.2", "(0.1,)" and a bare "0.1". */
@@ -168,7 +169,7 @@ std::string shape_str(const std::vector<unsigned int>& shape) {
 
 bool parse_prior(const Attrs& attrs, PriorParams* p) {
   std::vector<float> steps{-1.f, -1.f}, offsets{0.5f, 0.5f};
-  bool ok = apply_attrs("MultiBoxPrior", attrs, {
+  bool ok = apply_attrs(kPriorOp, attrs, {
       {"sizes", list_setter(&p->sizes, 0, positive, "a non-empty tuple of positive floats")},
       {"ratios", list_setter(&p->ratios, 0, positive, "a non-empty tuple of positive floats")},
       {"clip", bool_setter(&p->clip)},
@@ -177,11 +178,11 @@ bool parse_prior(const Attrs& attrs, PriorParams* p) {
   });
   if (!ok) return false;
   if ((steps[0] > 0.f) != (steps[1] > 0.f)) {
-    fail("MultiBoxPrior", "argument 'steps' must give both step_y and step_x or neither");
+    fail(kPriorOp, "argument 'steps' must give both step_y and step_x or neither");
     return false;
   }
   if (p->anchors_per_cell() > kMaxPriorShapes) {
-    fail("MultiBoxPrior", "len(sizes) + len(ratios) - 1 must be at most " +
+    fail(kPriorOp, "len(sizes) + len(ratios) - 1 must be at most " +
                               std::to_string(kMaxPriorShapes));
     return false;
   }
@@ -191,7 +192,7 @@ bool parse_prior(const Attrs& attrs, PriorParams* p) {
 }
 
 bool parse_target(const Attrs& attrs, TargetParams* p) {
-  return apply_attrs("MultiBoxTarget", attrs, {
+  return apply_attrs(kTargetOp, attrs, {
       {"overlap_threshold", float_setter(&p->overlap_threshold, any, "a float")},
       {"ignore_label", float_setter(&p->ignore_label, any, "a float")},
       {"negative_mining_ratio", float_setter(&p->negative_mining_ratio, any, "a float")},
@@ -205,7 +206,7 @@ bool parse_target(const Attrs& attrs, TargetParams* p) {
 }
 
 bool parse_detection(const Attrs& attrs, DetectionParams* p) {
-  return apply_attrs("MultiBoxDetection", attrs, {
+  return apply_attrs(kDetectionOp, attrs, {
       {"clip", bool_setter(&p->clip)},
       {"threshold", float_setter(&p->threshold, any, "a float")},
       {"background_id", int_setter(&p->background_id, [](int v) { return v >= 0; },
@@ -218,6 +219,35 @@ bool parse_detection(const Attrs& attrs, DetectionParams* p) {
       {"nms_topk", int_setter(&p->nms_topk, [](int v) { return v == -1 || v > 0; },
                               "-1 (no limit) or a positive integer")},
   });
+}
+
+MXReturnValue check_extents(const char* op, const char* what,
+                            const std::vector<unsigned int>& shape) {
+  constexpr long long kMaxElements = 1LL << 31;  // kernels index elements with int
+  long long elements = 1;
+  for (unsigned int dim : shape) {
+    if (dim == 0 || dim >= kMaxElements) {
+      return fail(op, std::string(what) + " has an empty or unknown dimension: shape " +
+                          shape_str(shape));
+    }
+    elements *= dim;
+    if (elements >= kMaxElements) {
+      return fail(op, std::string(what) + " is too large (2^31 elements or more): shape " +
+                          shape_str(shape));
+    }
+  }
+  return mxnet::ext::MX_SUCCESS;
+}
+
+MXReturnValue check_all_extents(const char* op, const std::vector<const char*>& names,
+                                const std::vector<std::vector<unsigned int>>& shapes) {
+  for (size_t i = 0; i < names.size() && i < shapes.size(); ++i) {
+    std::string what = std::string("input '") + names[i] + "'";
+    if (check_extents(op, what.c_str(), shapes[i]) != mxnet::ext::MX_SUCCESS) {
+      return mxnet::ext::MX_FAIL;
+    }
+  }
+  return mxnet::ext::MX_SUCCESS;
 }
 
 MXReturnValue infer_float_type(const char* op, const std::vector<int>& in_types,

@@ -12,10 +12,10 @@ namespace {
 
 template <typename DType>
 __global__ void prior_kernel(PriorGrid grid, int per_cell, DType* out) {
-  int index = blockIdx.x * blockDim.x + threadIdx.x;
-  if (index >= grid.height * grid.width * per_cell) return;
+  const long long index = global_index();
+  if (index >= (long long)grid.height * grid.width * per_cell) return;
   float box[4];
-  prior_anchor(grid, index / per_cell, index % per_cell, box);
+  prior_anchor(grid, int(index / per_cell), int(index % per_cell), box);
   for (int c = 0; c < 4; ++c) out[index * 4 + c] = DType(box[c]);
 }
 
@@ -30,13 +30,13 @@ MXReturnValue prior_forward_gpu(const Attrs& attrs, std::vector<MXTensor>* input
   PriorGrid grid = make_prior_grid(p, int(data.shape[2]), int(data.shape[3]));
   const int per_cell = p.anchors_per_cell();
   const int count = grid.height * grid.width * per_cell;
-  cudaStream_t stream = res.get_cuda_stream();
-  if (out.dtype == kFloat64) {
-    prior_kernel<<<blocks_for(count), kThreads, 0, stream>>>(grid, per_cell, out.data<double>());
-  } else {
-    prior_kernel<<<blocks_for(count), kThreads, 0, stream>>>(grid, per_cell, out.data<float>());
-  }
-  return cuda_ok("MultiBoxPrior", cudaPeekAtLastError()) ? MX_SUCCESS : MX_FAIL;
+  cudaStream_t stream = static_cast<cudaStream_t>(res.get_cuda_stream());
+  dispatch_float(out.dtype, [&](auto zero) {
+    prior_kernel<<<blocks_for(count), kThreads, 0, stream>>>(grid, per_cell,
+                                                             out.data<decltype(zero)>());
+    return 0;
+  });
+  return cuda_ok(kPriorOp, cudaPeekAtLastError()) ? MX_SUCCESS : MX_FAIL;
 }
 
 MXReturnValue zero_gradients_gpu(const Attrs&, std::vector<MXTensor>*,
@@ -44,7 +44,8 @@ MXReturnValue zero_gradients_gpu(const Attrs&, std::vector<MXTensor>*,
   for (MXTensor& grad : *outputs) {
     size_t bytes = grad.size() * (grad.dtype == kFloat64 ? 8 : 4);
     if (!cuda_ok("MultiBox backward",
-                 cudaMemsetAsync(grad.data_ptr, 0, bytes, res.get_cuda_stream()))) {
+                 cudaMemsetAsync(grad.data_ptr, 0, bytes,
+                                 static_cast<cudaStream_t>(res.get_cuda_stream())))) {
       return MX_FAIL;
     }
   }

@@ -26,8 +26,6 @@ using namespace mxnet::ext;  // NOLINT
 namespace mxssd {
 namespace {
 
-constexpr const char* kOp = "MultiBoxTarget";
-
 template <typename DType>
 struct ImageTargets {
   const DType* anchors;   // (A, 4)
@@ -85,17 +83,11 @@ int match_bipartite(const Sizes& s, int num_gt, Scratch<DType>* w) {
   for (int k = 0; k < num_gt; ++k) w->best_anchor[k] = best_free_anchor(*w, k, A);
   int num_positive = 0;
   for (int round = 0; round < num_gt; ++round) {
-    int pick = -1;
-    DType pick_iou = DType(kMinMatchIoU);
-    for (int k = 0; k < num_gt; ++k) {
-      if (w->gt_matched[k]) continue;
-      int j = w->best_anchor[k];
-      DType v = w->iou[size_t(k) * A + j];
-      if (v > pick_iou || (pick >= 0 && v == pick_iou && j < w->best_anchor[pick])) {
-        pick = k;
-        pick_iou = v;
-      }
-    }
+    DType pick_iou;
+    const DType* iou = w->iou.data();
+    const int pick = next_bipartite_pair(
+        num_gt, w->best_anchor.data(), w->gt_matched.data(),
+        [iou, A](int k, int j) { return iou[size_t(k) * A + j]; }, &pick_iou);
     if (pick < 0) break;  // no remaining pair overlaps
     const int anchor = w->best_anchor[pick];
     w->flag[anchor] = kPositive;
@@ -127,9 +119,8 @@ int match_threshold(const Sizes& s, int num_gt, float overlap_threshold, Scratch
     }
   }
   int num_positive = 0;
-  if (overlap_threshold <= 0.f) return 0;
   for (int j = 0; j < A; ++j) {
-    if (w->flag[j] != kPositive && w->match[j] >= 0 && w->best_iou[j] > overlap_threshold) {
+    if (w->flag[j] != kPositive && is_threshold_match(w->best_iou[j], w->match[j], overlap_threshold)) {
       w->flag[j] = kPositive;
       ++num_positive;
     }
@@ -143,8 +134,9 @@ void mine_hard_negatives(const ImageTargets<DType>& img, const Sizes& s, int num
                          float mining_thresh, Scratch<DType>* w) {
   w->candidates.clear();
   for (int j = 0; j < s.num_anchors; ++j) {
-    if (w->flag[j] == kIgnored && w->best_iou[j] < mining_thresh) {
-      w->candidates.emplace_back(background_probability(img.cls_pred, j, s.num_anchors, s.num_classes), j);
+    if (is_mining_candidate(w->flag[j], w->best_iou[j], mining_thresh)) {
+      DType prob = background_probability(img.cls_pred, j, s.num_anchors, s.num_classes);
+      w->candidates.emplace_back(mining_key(prob), j);
     }
   }
   num_negative = std::min<int>(num_negative, int(w->candidates.size()));
@@ -185,9 +177,7 @@ bool image_targets(const ImageTargets<DType>& img, const Sizes& s, const TargetP
     num_positive = match_bipartite(s, num_gt, w);
     num_positive += match_threshold(s, num_gt, p.overlap_threshold, w);
   }
-  // Without objects MXNet's CPU kernel ignores every anchor; a positive
-  // minimum_negative_samples makes such images contribute background examples.
-  const bool any_negatives = num_gt > 0 || p.minimum_negative_samples > 0;
+  const bool any_negatives = image_has_negatives(num_gt, p.minimum_negative_samples);
   if (any_negatives && p.negative_mining_ratio > 0.f) {
     const int num_negative = negatives_to_mine(num_positive, A, p.negative_mining_ratio,
                                                p.minimum_negative_samples);
@@ -233,7 +223,7 @@ MXReturnValue target_forward(const TargetParams& p, std::vector<MXTensor>* input
     }
   }
   if (failed_image >= 0) {
-    return fail(kOp, "input 'label', image " + std::to_string(failed_image) + ": " + error);
+    return fail(kTargetOp, "input 'label', image " + std::to_string(failed_image) + ": " + error);
   }
   return MX_SUCCESS;
 }
@@ -242,8 +232,9 @@ MXReturnValue target_forward_cpu(const Attrs& attrs, std::vector<MXTensor>* inpu
                                  std::vector<MXTensor>* outputs, const OpResource&) {
   TargetParams p;
   if (!parse_target(attrs, &p)) return MX_FAIL;
-  if (inputs->at(0).dtype == kFloat64) return target_forward<double>(p, inputs, outputs);
-  return target_forward<float>(p, inputs, outputs);
+  return dispatch_float(inputs->at(0).dtype, [&](auto zero) {
+    return target_forward<decltype(zero)>(p, inputs, outputs);
+  });
 }
 
 MXReturnValue target_parse_attrs(const Attrs& attrs, int* num_in, int* num_out) {
@@ -256,50 +247,51 @@ MXReturnValue target_parse_attrs(const Attrs& attrs, int* num_in, int* num_out) 
 
 MXReturnValue target_infer_type(const Attrs&, std::vector<int>* in_types,
                                 std::vector<int>* out_types) {
-  return infer_float_type(kOp, *in_types, out_types, 3);
+  return infer_float_type(kTargetOp, *in_types, out_types, 3);
 }
 
 MXReturnValue target_infer_shape(const Attrs&, std::vector<std::vector<unsigned>>* in,
                                  std::vector<std::vector<unsigned>>* out) {
+  if (!check_all_extents(kTargetOp, {"anchor", "label", "cls_pred"}, *in)) return MX_FAIL;
   const auto& anchor = in->at(0);
   const auto& label = in->at(1);
   const auto& cls_pred = in->at(2);
   if (anchor.size() != 3 || anchor[0] != 1 || anchor[1] == 0 || anchor[2] != 4) {
-    return fail(kOp, "input 'anchor' must have shape (1, num_anchors, 4), got " +
+    return fail(kTargetOp, "input 'anchor' must have shape (1, num_anchors, 4), got " +
                          shape_str(anchor));
   }
   if (label.size() != 3 || label[1] == 0 || label[2] < 5) {
-    return fail(kOp, "input 'label' must have shape (batch, num_labels, label_width >= 5) with "
+    return fail(kTargetOp, "input 'label' must have shape (batch, num_labels, label_width >= 5) with "
                      "rows [class, xmin, ymin, xmax, ymax, ...], got " + shape_str(label));
   }
   if (cls_pred.size() != 3 || cls_pred[1] == 0) {
-    return fail(kOp, "input 'cls_pred' must have shape (batch, num_classes + 1, num_anchors), "
+    return fail(kTargetOp, "input 'cls_pred' must have shape (batch, num_classes + 1, num_anchors), "
                      "got " + shape_str(cls_pred));
   }
   if (cls_pred[2] != anchor[1]) {
-    return fail(kOp, "input 'cls_pred' has " + std::to_string(cls_pred[2]) +
+    return fail(kTargetOp, "input 'cls_pred' has " + std::to_string(cls_pred[2]) +
                          " anchors but 'anchor' has " + std::to_string(anchor[1]));
   }
   if (cls_pred[0] != label[0]) {
-    return fail(kOp, "batch size of 'cls_pred' (" + std::to_string(cls_pred[0]) +
+    return fail(kTargetOp, "batch size of 'cls_pred' (" + std::to_string(cls_pred[0]) +
                          ") differs from 'label' (" + std::to_string(label[0]) + ")");
   }
   out->at(0) = {label[0], anchor[1] * 4};
   out->at(1) = {label[0], anchor[1] * 4};
   out->at(2) = {label[0], anchor[1]};
-  return MX_SUCCESS;
+  return check_extents(kTargetOp, "output 'loc_target'", out->at(0));
 }
 
 }  // namespace
 }  // namespace mxssd
 
-REGISTER_OP(MultiBoxTarget)
+REGISTER_OP(MXSSD_OP_NAME(MultiBoxTarget))
     .setParseAttrs(mxssd::target_parse_attrs)
     .setInferType(mxssd::target_infer_type)
     .setInferShape(mxssd::target_infer_shape)
-    .setForward(mxssd::target_forward_cpu, "cpu")
+    .setForward(MXSSD_CPU_FORWARD(mxssd::target_forward_cpu, mxssd::target_forward_gpu), "cpu")
     .setBackward(mxssd::zero_gradients_cpu, "cpu")
-#if MXSSD_WITH_CUDA
+#if MXSSD_REGISTER_GPU
     .setForward(mxssd::target_forward_gpu, "gpu")
     .setBackward(mxssd::zero_gradients_gpu, "gpu")
 #endif

@@ -44,13 +44,65 @@ MXSSD_HD DType background_probability(const DType* cls_pred, int anchor, int num
   return exp_of(cls_pred[anchor] - max_val) / sum;
 }
 
+/* The next pair of greedy bipartite matching: among the unmatched ground truths that still
+ * have a free anchor (best_anchor[k] >= 0; with more ground truths than anchors some have
+ * none and are skipped, as in MXNet's contrib operator), the one whose best free anchor has
+ * the highest IoU above kMinMatchIoU, ties to the lower anchor index.  iou(k, j) gives the
+ * IoU of ground truth k and anchor j (stored on the CPU, recomputed on the GPU).
+ * Returns the ground truth (-1 when no pair is left) and its IoU in *pick_iou. */
+template <typename DType, typename IoU>
+MXSSD_HD int next_bipartite_pair(int num_gt, const int* best_anchor, const char* gt_matched,
+                                 IoU iou, DType* pick_iou) {
+  int pick = -1;
+  *pick_iou = DType(kMinMatchIoU);
+  for (int k = 0; k < num_gt; ++k) {
+    const int j = best_anchor[k];
+    if (gt_matched[k] || j < 0) continue;
+    const DType v = iou(k, j);
+    if (v > *pick_iou || (pick >= 0 && v == *pick_iou && j < best_anchor[pick])) {
+      pick = k;
+      *pick_iou = v;
+    }
+  }
+  return pick;
+}
+
+/* Key by which hard negatives are ranked (ascending, ties by anchor): the background
+ * probability, with NaN (from non-finite logits) ranked last and -0 as +0, so that the CPU's
+ * comparison sort and the GPU's radix sort (which orders raw bits) agree on every input. */
+template <typename DType>
+MXSSD_HD DType mining_key(DType background_probability) {
+  return background_probability == background_probability ? background_probability + DType(0)
+                                                          : DType(2);
+}
+
 /* How many hard negatives to mine: ratio x positives (truncated like MXNet), at least the
  * minimum, at most the anchors that are not positive. */
 MXSSD_HD int negatives_to_mine(int num_positive, int num_anchors, float ratio, int minimum) {
-  int n = static_cast<int>(num_positive * ratio);
+  const int most = num_anchors - num_positive;
+  const float wanted = num_positive * ratio;  // clamped before the cast: no int overflow
+  int n = wanted >= float(most) ? most : static_cast<int>(wanted);
   if (n < minimum) n = minimum;
-  if (n > num_anchors - num_positive) n = num_anchors - num_positive;
-  return n;
+  return n > most ? most : n;
+}
+
+/* Threshold matching: an anchor not taken by the bipartite step becomes positive when its
+ * best ground truth overlaps more than the threshold (only a threshold > 0 matches). */
+template <typename DType>
+MXSSD_HD bool is_threshold_match(DType best_iou, int match, float overlap_threshold) {
+  return overlap_threshold > 0.f && match >= 0 && best_iou > DType(overlap_threshold);
+}
+
+/* Hard-negative mining considers the unmatched anchors that overlap no object much. */
+template <typename DType>
+MXSSD_HD bool is_mining_candidate(signed char flag, DType best_iou, float mining_thresh) {
+  return flag == kIgnored && best_iou < DType(mining_thresh);
+}
+
+/* Whether an image gets negatives at all: without objects MXNet's CPU kernel ignores every
+ * anchor; a positive minimum_negative_samples makes such images teach background. */
+MXSSD_HD bool image_has_negatives(int num_gt, int minimum_negative_samples) {
+  return num_gt > 0 || minimum_negative_samples > 0;
 }
 
 /* Targets of one anchor from its flag and matched ground-truth row. */

@@ -6,6 +6,7 @@ and registered at run time with ``mx.library.load``.  After :func:`load` the ope
 available as ``mx.nd.MultiBoxPrior``, ``mx.sym.MultiBoxTarget``, ... (no MXNet rebuild).
 """
 import glob
+import json
 import logging
 import os
 import shutil
@@ -18,7 +19,12 @@ import mxnet as mx
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE_DIR = os.path.join(ROOT, "operator")
 BUILD_DIR = os.path.join(SOURCE_DIR, "build")
-LIBRARY_PATH = os.path.join(BUILD_DIR, "libmxnet_ssd_ops.so")
+LIBRARY_NAME = "libmxnet_ssd_ops.so"
+LIBRARY_PATH = os.path.join(BUILD_DIR, LIBRARY_NAME)
+# A sanitizer build goes to its own folder, so it never replaces the library users load.
+SANITIZED_LIBRARY_PATH = os.path.join(BUILD_DIR, "sanitize", LIBRARY_NAME)
+# Set to a library path, load() registers that file instead (e.g. the sanitizer build in CI).
+LIBRARY_ENV = "MXSSD_OPERATOR_LIBRARY"
 OPERATOR_NAMES = ("MultiBoxPrior", "MultiBoxTarget", "MultiBoxDetection")
 
 # -ffp-contract=off: a fused multiply-add rounds differently from MXNet's own kernels,
@@ -26,8 +32,15 @@ OPERATOR_NAMES = ("MultiBoxPrior", "MultiBoxTarget", "MultiBoxDetection")
 CXX_FLAGS = ["-std=c++17", "-O3", "-fPIC", "-fopenmp", "-ffp-contract=off", "-Wall",
              "-Wno-unused-function"]
 NVCC_FLAGS = ["-std=c++17", "-O3", "-Xcompiler", "-fPIC", "-fmad=false"]
+# Machine code for Maxwell (sm_52) ... Hopper (sm_90) where the toolkit still supports the
+# architecture, plus PTX of the newest for later GPUs.  CUDA 13 dropped sm_52 ... sm_72,
+# CUDA 11.2 (mxnet-cu112's toolkit) stops at sm_86.
+CUDA_ARCHS = (52, 60, 61, 70, 75, 80, 86, 89, 90)
+# -fno-sanitize-recover: undefined behaviour aborts the process, so a test cannot pass over it.
+SANITIZE_FLAGS = ["-g", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]
+SANITIZERS = ("address", "undefined")
 
-_loaded = False
+_loaded = None
 
 
 def mxnet_dir():
@@ -51,7 +64,7 @@ def cuda_sources():
 
 
 def _all_inputs():
-    headers = glob.glob(os.path.join(SOURCE_DIR, "*.h"))
+    headers = glob.glob(os.path.join(SOURCE_DIR, "*.h")) + glob.glob(os.path.join(SOURCE_DIR, "*.cuh"))
     return cpu_sources() + cuda_sources() + headers + [lib_api_source()]
 
 
@@ -76,11 +89,62 @@ def cuda_home():
     return "/usr/local/cuda"
 
 
-def is_stale():
-    if not os.path.exists(LIBRARY_PATH):
+def cuda_arch_flags():
+    """-gencode flags: SASS for each of CUDA_ARCHS this nvcc supports, PTX of the newest."""
+    proc = subprocess.run([nvcc_path(), "--list-gpu-code"], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True)
+    supported = {int(code[3:]) for code in proc.stdout.split()
+                 if code.startswith("sm_") and code[3:].isdigit()}
+    archs = [arch for arch in CUDA_ARCHS if arch in supported]
+    if not archs:
+        raise RuntimeError("%s supports none of sm_%s ... sm_%s" % (nvcc_path(), CUDA_ARCHS[0],
+                                                                    CUDA_ARCHS[-1]))
+    flags = ["-gencode=arch=compute_%d,code=sm_%d" % (arch, arch) for arch in archs]
+    return flags + ["-gencode=arch=compute_%d,code=compute_%d" % (archs[-1], archs[-1])]
+
+
+def parse_sanitizers(text):
+    """'address,undefined' -> ('address', 'undefined'); '' or None -> ()."""
+    names = tuple(name.strip() for name in (text or "").split(",") if name.strip())
+    unknown = [name for name in names if name not in SANITIZERS]
+    if unknown:
+        raise ValueError("unknown sanitizer %s (known: %s)" % (", ".join(unknown),
+                                                              ", ".join(SANITIZERS)))
+    return names
+
+
+def mxnet_build_id():
+    """What identifies the MXNet build the library was compiled against and will load into."""
+    lib = os.path.join(mxnet_dir(), "libmxnet.so")
+    stat = os.stat(lib) if os.path.exists(lib) else None
+    return "%s %s %s" % (mx.__version__, stat.st_size if stat else "-", int(stat.st_mtime) if stat else "-")
+
+
+def build_config(with_cuda, sanitize=()):
+    """Everything besides the sources that decides what a build produces (kept next to it)."""
+    return {"cuda": bool(with_cuda), "sanitize": list(sanitize), "mxnet": mxnet_build_id(),
+            "cxx_flags": CXX_FLAGS, "nvcc_flags": NVCC_FLAGS if with_cuda else []}
+
+
+def _config_path(library):
+    return library + ".json"
+
+
+def is_stale(with_cuda=None, library=LIBRARY_PATH, sanitize=()):
+    """True when `library` is missing, older than a source, or built with another configuration
+    (CUDA on/off, sanitizers, compiler flags, or another MXNet build)."""
+    if with_cuda is None:
+        with_cuda = bool(nvcc_path()) and mxnet_has_cuda()
+    if not os.path.exists(library) or not os.path.exists(_config_path(library)):
         return True
-    built = os.path.getmtime(LIBRARY_PATH)
-    return any(os.path.getmtime(path) > built for path in _all_inputs())
+    built = os.path.getmtime(library)
+    if any(os.path.getmtime(path) > built for path in _all_inputs()):
+        return True
+    try:
+        with open(_config_path(library)) as stamp:
+            return json.load(stamp) != build_config(with_cuda, sanitize)
+    except (OSError, ValueError):
+        return True
 
 
 def compile_cuda_object(source, output, extra_flags=()):
@@ -92,57 +156,77 @@ def compile_cuda_object(source, output, extra_flags=()):
     _run(cmd)
 
 
-def build(with_cuda=None, verbose=True):
-    """Compile the operator library into ``operator/build``; returns its path.
+def build(with_cuda=None, verbose=True, sanitize=()):
+    """Compile the operator library; returns its path.
 
     with_cuda: None = automatic (nvcc found and MXNet is a CUDA build with a GPU).
+    sanitize: sanitizer names (``("address", "undefined")``); such a build goes to
+    SANITIZED_LIBRARY_PATH and must be loaded with the sanitizer runtime preloaded.
     """
     if with_cuda is None:
         with_cuda = bool(nvcc_path()) and mxnet_has_cuda()
-    os.makedirs(BUILD_DIR, exist_ok=True)
+    sanitize = tuple(sanitize)
+    library = SANITIZED_LIBRARY_PATH if sanitize else LIBRARY_PATH
+    sanitizer_flags = ["-fsanitize=" + ",".join(sanitize), *SANITIZE_FLAGS] if sanitize else []
+    os.makedirs(os.path.dirname(library), exist_ok=True)
     with tempfile.TemporaryDirectory(dir=BUILD_DIR) as tmp:
         objects, defines = [], []
         if with_cuda:
             defines = ["-DMXSSD_WITH_CUDA=1"]
             for source in cuda_sources():
                 obj = os.path.join(tmp, os.path.basename(source) + ".o")
-                compile_cuda_object(source, obj)
+                compile_cuda_object(source, obj, cuda_arch_flags())
                 objects.append(obj)
         # Written under a temporary name and renamed, so a killed build never leaves
         # a truncated library that a later import would try to load.
-        partial = os.path.join(tmp, os.path.basename(LIBRARY_PATH))
-        cmd = ["g++", *CXX_FLAGS, *defines, "-shared", "-I", include_dir(), "-I", SOURCE_DIR,
-               *cpu_sources(), lib_api_source(), *objects, "-o", partial]
+        partial = os.path.join(tmp, LIBRARY_NAME)
+        cmd = ["g++", *CXX_FLAGS, *sanitizer_flags, *defines, "-shared", "-I", include_dir(),
+               "-I", SOURCE_DIR, *cpu_sources(), lib_api_source(), *objects, "-o", partial]
         if with_cuda:
+            # The CUDA runtime is linked statically: no libcudart.so to find at load time and
+            # no second, possibly different, runtime library next to MXNet's own.
             home = cuda_home()
             cmd += ["-I", os.path.join(home, "include"), "-L", os.path.join(home, "lib64"),
-                    "-L", os.path.join(home, "lib"), "-lcudart"]
+                    "-L", os.path.join(home, "lib"), "-lcudart_static", "-ldl", "-lrt",
+                    "-lpthread"]
         if verbose:
-            print("building MultiBox operators (%s): %s" % ("CPU+CUDA" if with_cuda else "CPU",
-                                                           LIBRARY_PATH), file=sys.stderr)
+            print("building MultiBox operators (%s%s): %s" % (
+                "CPU+CUDA" if with_cuda else "CPU",
+                ", sanitize=" + ",".join(sanitize) if sanitize else "", library), file=sys.stderr)
         _run(cmd)
-        os.replace(partial, LIBRARY_PATH)
-    return LIBRARY_PATH
+        os.replace(partial, library)
+        with open(_config_path(library), "w") as stamp:
+            json.dump(build_config(with_cuda, sanitize), stamp)
+    return library
 
 
 def _run(cmd):
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Without LD_PRELOAD: a sanitizer runtime preloaded into python (the sanitizer CI step)
+    # must not be loaded into the compilers too (nvcc crashes under it).
+    env = {key: value for key, value in os.environ.items() if key != "LD_PRELOAD"}
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError("command failed (%d): %s\n%s" % (proc.returncode, " ".join(cmd),
                                                           proc.stdout))
 
 
 def load():
-    """Register the operators with MXNet once per process (building them if needed)."""
+    """Register the operators with MXNet once per process (building them if needed).
+
+    Returns the library's path: $MXSSD_OPERATOR_LIBRARY when set (loaded as it is), else
+    LIBRARY_PATH, rebuilt first when it is stale.
+    """
     global _loaded
     if _loaded:
-        return LIBRARY_PATH
-    if is_stale():
-        logging.getLogger(__name__).info("operator library missing or older than its sources")
+        return _loaded
+    library = os.environ.get(LIBRARY_ENV) or LIBRARY_PATH
+    if library == LIBRARY_PATH and is_stale():
+        logging.getLogger(__name__).info("operator library missing, older than its sources or "
+                                         "built for another configuration")
         build()
-    mx.library.load(LIBRARY_PATH, verbose=False)
-    _loaded = True
-    return LIBRARY_PATH
+    mx.library.load(library, verbose=False)
+    _loaded = library
+    return library
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ and builds the training or test symbol from it.
 """
 import logging
 
+from config import defaults
+
 from . import presets
 from .common import as_pair, caffe_ssd_sizes
 from .symbol_builder import inference_symbol, training_symbol
@@ -113,8 +115,9 @@ def get_config(network, data_shape, **kwargs):
     return config
 
 
-def get_symbol_train(network, data_shape, num_classes, nms_thresh=0.5, force_suppress=False,
-                     nms_topk=400, minimum_negative_samples=0, **kwargs):
+def get_symbol_train(network, data_shape, num_classes, nms_thresh=defaults.NMS_THRESH,
+                     force_suppress=defaults.FORCE_NMS, nms_topk=defaults.NMS_TOPK,
+                     minimum_negative_samples=0, **kwargs):
     """Training symbol: inputs ``data`` (N, 3, H, W) and ``label`` (N, M, >=5); outputs
     [cls_prob, loc_loss, cls_label, det_out]. ``kwargs`` override preset fields."""
     config = get_config(network, data_shape, **kwargs)
@@ -123,8 +126,8 @@ def get_symbol_train(network, data_shape, num_classes, nms_thresh=0.5, force_sup
                            minimum_negative_samples=minimum_negative_samples)
 
 
-def get_symbol(network, data_shape, num_classes, nms_thresh=0.45, force_suppress=False,
-               nms_topk=400, **kwargs):
+def get_symbol(network, data_shape, num_classes, nms_thresh=defaults.NMS_THRESH,
+               force_suppress=defaults.FORCE_NMS, nms_topk=defaults.NMS_TOPK, **kwargs):
     """Test symbol: input ``data``; single output of the MultiBoxDetection node ``detection``,
     (N, A, 6) rows [cls, score, xmin, ymin, xmax, ymax], cls -1 for suppressed rows."""
     config = get_config(network, data_shape, **kwargs)

@@ -10,7 +10,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import symbol  # noqa: F401  (registers the MultiBox operators used by converted models)
 from tools.caffe_converter import compare, convert_model, convert_symbol
 from tools.caffe_converter.caffe_io import CaffeError
 from tools.caffe_converter.compare import (DEFAULT_MEAN_BGR, detection_differences,
@@ -266,6 +265,23 @@ def test_converted_model_runs_through_demo_deploy(tmp_path):
         results = json.load(f)["results"]
     assert len(results) == 1 and results[0]["source"] == image
     assert (results[0]["width"], results[0]["height"]) == (96, 80)
+
+
+def test_converter_writes_a_model_spec_demo_reads(tmp_path):
+    """The converted SSD says what it is: input 64x64, 4 classes, its NMS settings, a saved
+    graph to run as it is; demo.py needs only --prefix/--epoch."""
+    import cv2
+    from symbol import model_io
+    _, _, prefix = convert_small_ssd(tmp_path)
+    spec = model_io.read_spec(prefix)
+    assert (spec['deploy'], spec['network'], spec['data_shape'], spec['num_classes']) == \
+        (True, None, [64, 64], 4)
+    image = str(tmp_path / "image.png")
+    cv2.imwrite(image, np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    run_script("demo.py", "--prefix", prefix, "--epoch", "1", "--cpu", "--images", image,
+               "--save-dir", "", "--json", str(tmp_path / "d.json"))
+    with open(tmp_path / "d.json") as f:
+        assert json.load(f)["model"]["data_shape"] == 64
 
 
 def test_compare_cli_reports_matching_detections(tmp_path, capsys):

@@ -186,3 +186,107 @@ def test_mean_image_rejects_corrupt_file(tmp_path, capsys):
     (tmp_path / "mean.binaryproto").write_bytes(b"\x0a\xff\xff")
     assert mean_image.main([str(tmp_path / "mean.binaryproto"), str(tmp_path / "m.nd")]) == 1
     assert "not a valid binaryproto blob (truncated or corrupt file)" in capsys.readouterr().err
+
+
+def strided_net(tmp_path):
+    """small_net with `stride: 2` in conv1, as text."""
+    prototxt, caffemodel = small_net(tmp_path)
+    text = open(prototxt).read().replace("kernel_size: 3", "kernel_size: 3\n    stride: 2")
+    return prototxt, caffemodel, text
+
+
+def convert_text(prototxt, text, caffemodel=None):
+    with open(prototxt, "w") as f:
+        f.write(text)
+    return convert(prototxt, caffemodel)
+
+
+def test_misspelt_field_in_a_converted_layer_names_file_line_and_field(tmp_path):
+    prototxt, caffemodel, text = strided_net(tmp_path)
+    outputs = convert_text(prototxt, text, caffemodel).forward(data=np.ones((1, 3, 8, 8)))
+    assert outputs[0].shape == (1, 4, 3, 3)   # the stride is applied
+    # without the check `strde` was dropped: a stride-1 network (1, 4, 6, 6), exit code 0
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if "stride" in l)
+    with pytest.raises(CaffeError) as err:
+        convert_text(prototxt, text.replace("stride:", "strde:"), caffemodel)
+    assert str(err.value) == (
+        "%s:%d:5: layer 'conv1' (Convolution): Message type \"caffe.ConvolutionParameter\" has "
+        "no field named \"strde\" (misspelt, or not a setting of this layer type)"
+        % (prototxt, line))
+
+
+def test_misspelt_net_level_field_is_refused(tmp_path):
+    prototxt, caffemodel = small_net(tmp_path)
+    text = 'input_dims: 1\n' + open(prototxt).read()
+    with pytest.raises(CaffeError, match=r'^%s:1:1: Message type "caffe.NetParameter" has no '
+                       r'field named "input_dims"$' % prototxt):
+        convert_text(prototxt, text, caffemodel)
+
+
+def test_unknown_fields_of_layers_not_converted_are_tolerated(tmp_path):
+    # a TRAIN-only layer of a fork's own type may carry settings caffe.proto does not define;
+    # braces inside strings and comments do not confuse the layer boundaries
+    prototxt, caffemodel = small_net(tmp_path)
+    text = open(prototxt).read() + (
+        'layer { name: "loss}" type: "FancyLoss" bottom: "conv1" top: "loss"  # } {\n'
+        '  include { phase: TRAIN } fancy_param { margin: 1 } }\n')
+    assert convert_text(prototxt, text, caffemodel).symbol.list_outputs() == ["conv1_output"]
+    unsupported = text.replace("include { phase: TRAIN } ", "")
+    with pytest.raises(CaffeError, match=r"layer 'loss}' has unsupported type 'FancyLoss'"):
+        convert_text(prototxt, unsupported, caffemodel)
+
+
+@pytest.mark.parametrize("layer, message", [
+    # each of these was a ZeroDivisionError / ValueError / bare Exception found by the fuzz test
+    (("Pooling", "pool", ["conv1"], dict(pooling_param=dict(pool="MAX", kernel_size=2,
+                                                             stride=0))),
+     r"layer 'pool' \(Pooling\): stride must be >= 1, got \(0, 0\)"),
+    (("Convolution", "conv2", ["conv1"], dict(convolution_param=dict(num_output=4, kernel_size=1,
+                                                                      group=0))),
+     r"layer 'conv2' \(Convolution\): group 0 does not divide 4 input / 4 output channels"),
+    (("PriorBox", "priors", ["conv1", "data"], dict(prior_box_param=dict(
+        min_size=2, aspect_ratio=[0.0], variance=[0.1]))),
+     r"layer 'priors' \(PriorBox\): aspect_ratio must be positive, got 0"),
+    (("PriorBox", "priors", ["conv1", "data"], dict(prior_box_param=dict(
+        min_size=-1, max_size=4, variance=[0.1]))),
+     r"layer 'priors' \(PriorBox\): min_size must be positive, got -1"),
+    (("PriorBox", "priors", ["conv1", "data"], dict(prior_box_param=dict(
+        min_size=2, step=0, variance=[0.1]))),
+     r"layer 'priors' \(PriorBox\): step must be positive, got 0"),
+    (("PriorBox", "priors", ["conv1", "data"], dict(prior_box_param=dict(
+        min_size=2, offset=-3.0, variance=[0.1]))),
+     r"layer 'priors' \(PriorBox\): MXNet rejects it: MultiBoxPrior: argument 'offsets' must "
+     r"be a pair of floats in \[0, 1\] \(y, x\), got '\(-3,-3\)'$"),
+])
+def test_impossible_layer_values_are_refused_by_name(tmp_path, layer, message):
+    prototxt, _ = small_net(tmp_path, extra_layer=layer)
+    with pytest.raises(CaffeError, match=message):
+        convert(prototxt)
+
+
+@pytest.mark.parametrize("dims", [(1, 3, 2 ** 31, 8), (1, 3, 0, 8), (1, 3, -5, 8)])
+def test_impossible_input_shape_is_refused(tmp_path, dims):
+    prototxt, _ = small_net(tmp_path)
+    text = open(prototxt).read().replace("dim: 8\n", "dim: %d\n" % dims[2], 1)
+    with pytest.raises(CaffeError, match=r"^input 'data' has shape \(1, 3, %d, 8\): each "
+                       r"dimension must be >= 1 and the tensor hold fewer than 2\^31 values"
+                       % dims[2]):
+        convert_text(prototxt, text)
+
+
+def test_tensor_over_mxnet_limit_names_the_layer(tmp_path):
+    prototxt, _ = small_net(tmp_path)
+    text = open(prototxt).read().replace("num_output: 4", "num_output: 1073741824")
+    with pytest.raises(CaffeError, match=r"^layer 'conv1' \(Convolution\): its output 'conv1' "
+                       r"\(1, 1073741824, 6, 6\) holds 2\^31 values or more \(MXNet's limit\)$"):
+        convert_text(prototxt, text)
+
+
+def test_convert_symbol_cli_reports_a_misspelt_field_in_one_line(tmp_path, capsys):
+    from tools.caffe_converter import convert_symbol
+    prototxt, _, text = strided_net(tmp_path)
+    with open(prototxt, "w") as f:
+        f.write(text.replace("stride:", "strde:"))
+    assert convert_symbol.main([prototxt]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: %s:" % prototxt) and "strde" in err

@@ -89,8 +89,6 @@ def test_voc_to_lst_to_rec_to_iterator_round_trip(tmp_path):
     for (_, label, _), want in zip(entries, expected):
         np.testing.assert_allclose(label, want, atol=1e-5)
     assert sorted(os.listdir(tmp_path / 'out')) == ['train.idx', 'train.lst', 'train.rec']
-    voc.save_imglist(str(tmp_path / 'saved.lst'))
-    assert read_lines(str(tmp_path / 'saved.lst')) == read_lines(result.lst)
 
     it = DetRecordIter(result.rec, 3, 128, **cfg.valid)
     assert it.provide_label[0].shape == (3, 3, 6) and it.label_pad_width == 2 + 6 * 3
@@ -359,3 +357,63 @@ def test_dataset_kinds_resolve_their_layouts(tmp_path):
     assert folder.image_path_from_index(0) == expected_image  # no JPEGImages: beside the XML
     with pytest.raises(ValueError, match='unknown dataset'):
         load_imdb('imagenet', 'train', str(tmp_path))
+
+
+def write_voc_folder(folder, stems, image_bytes):
+    """VOC XMLs (no <filename>: the image is found by stem) beside `image_bytes[stem]`; paths
+    as bytes, so that names need not be UTF-8."""
+    os.makedirs(folder, exist_ok=True)
+    for stem in stems:
+        with open(os.path.join(folder, stem + b'.xml'), 'w') as f:
+            f.write(voc_xml(100, 80, [('cat', 11, 11, 51, 51, 0)], filename=''))
+        with open(os.path.join(folder, stem + b'.jpg'), 'wb') as f:
+            f.write(image_bytes.get(stem, image_bytes[None]))
+
+
+def test_empty_image_and_odd_file_names_are_skipped_or_packed_not_fatal(tmp_path):
+    # a 0-byte image used to abort the run with cv2.error, a Latin-1 name with UnicodeError
+    # (leaving train.lst.tmp.tmp behind); a tab in a name would break the .lst
+    root = os.path.join(os.fsencode(str(tmp_path)), b'caf\xe9')
+    jpeg = cv2.imencode('.jpg', np.full((80, 100, 3), 90, np.uint8))[1].tobytes()
+    write_voc_folder(root, [b'good', b'latin1-\xe9', b'empty', b'tab\tname'],
+                     {None: jpeg, b'empty': b''})
+    out = tmp_path / 'out'
+    proc = subprocess.run(
+        [sys.executable, os.path.join('tools', 'prepare_dataset.py'), '--dataset', 'voc-folder',
+         '--root', root, '--target', str(out / 'train.lst'), '--no-shuffle', '--no-progress',
+         '--num-thread', '1'], cwd=REPO, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert b'Traceback' not in proc.stderr and b'2 images, 2 objects' in proc.stdout
+    assert b'image root (paths in the .lst): %s\n' % root in proc.stdout
+    assert sorted(os.listdir(out)) == ['train.idx', 'train.issues.txt', 'train.lst', 'train.rec']
+    with open(out / 'train.lst', 'rb') as f:
+        assert [line.split(b'\t')[-1] for line in f.read().splitlines()] == [
+            b'good.jpg', b'latin1-\xe9.jpg']
+    with open(out / 'train.issues.txt', 'rb') as f:
+        assert f.read().splitlines() == [
+            root + b'/empty.jpg: unreadable or corrupt image: empty file (0 bytes) '
+                   b'(image dropped)',
+            root + b'/tab\tname.jpg: file name holds a tab or line break (the .lst cannot list '
+                   b'it) (image dropped)']
+    it = DetRecordIter(str(out / 'train.rec'), 2, 32, path_imglist=str(out / 'train.lst'),
+                       num_classes=1, **cfg.valid)
+    assert it.num_records == 2 and len(list(it)) == 1
+
+
+def test_unreadable_image_is_reported_not_missing(tmp_path):
+    record = imdb_mod.ImageRecord('x', str(tmp_path), np.zeros((0, 6), np.float32), None)
+    assert prepare_mod.encode_image(record) == (
+        None, (imdb_mod.CORRUPT_IMAGE, 'cannot be read: Is a directory'))
+
+
+def test_failed_list_write_leaves_no_temp_files(tmp_path, monkeypatch):
+    make_voc(tmp_path, 2007, GOOD_VOC)
+    voc = PascalVoc('trainval', 2007, str(tmp_path))
+
+    def disk_full(*args):
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(imdb_mod, 'imglist_line', disk_full)
+    with pytest.raises(OSError, match='No space left'):
+        prepare_imdb(voc, str(tmp_path / 'out' / 'train.lst'), progress=False)
+    assert os.listdir(tmp_path / 'out') == []

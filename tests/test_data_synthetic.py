@@ -54,7 +54,7 @@ def test_records_feed_the_training_iterator(prepared):
 def test_dataset_has_the_promised_variety(prepared):
     imdb = synthetic.load_split(prepared['root'], 'train')
     assert imdb.num_images == NUM_TRAIN and not list(imdb.issues)
-    labels = imdb.labels
+    labels = [record.label for record in imdb.records]
     counts = np.bincount(np.concatenate([l[:, 0] for l in labels]).astype(int), minlength=4)
     assert len(counts) == 4 and counts.min() > 0.15 * counts.sum()
     empty = sum(len(l) == 0 for l in labels)

@@ -11,17 +11,15 @@ import cv2
 import numpy as np
 import pytest
 
-from test_detect import (EPOCH, NETWORK, SHAPE, make_detector, random_model_workspace,
-                         shipped_model_or_skip)
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THRESH = 0.35   # the random test model scores 0.2-0.8
 CLASSES = 'circle,square,triangle,cross'
 
 
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
-    return random_model_workspace(tmp_path_factory.mktemp('demo'), 3)
+def setup(tmp_path_factory, random_model):
+    workspace = random_model.workspace(tmp_path_factory.mktemp('demo'), 3)
+    return dict(workspace, model=random_model)
 
 
 def demo_main(argv):
@@ -29,8 +27,10 @@ def demo_main(argv):
 
 
 def model_args(setup, *extra):
-    return ['--network', NETWORK, '--prefix', setup['folder'], '--data-shape', str(SHAPE),
-            '--class-names', CLASSES, '--cpu', '--thresh', str(THRESH)] + list(extra)
+    model = setup['model']
+    return ['--network', model.network, '--prefix', setup['folder'],
+            '--data-shape', str(model.shape), '--class-names', CLASSES, '--cpu',
+            '--thresh', str(THRESH)] + list(extra)
 
 
 def read_video(path):
@@ -58,6 +58,7 @@ def assert_boxes_match(entry, dets, image_shape):
 
 
 def test_save_dir_and_json_match_the_detections(setup, tmp_path, capsys):
+    model = setup['model']
     out = tmp_path / 'out'
     status = demo_main(model_args(setup, '--images', ','.join(setup['paths']),
                                   '--save-dir', str(out), '--batch-size', '2'))
@@ -66,9 +67,9 @@ def test_save_dir_and_json_match_the_detections(setup, tmp_path, capsys):
     assert 'Detection time for 3 images' in printed
     assert 'detections (pixel coordinates) in %s' % (out / 'detections.json') in printed
     document = json.loads((out / 'detections.json').read_text())
-    assert document['model']['epoch'] == EPOCH and document['thresh'] == THRESH
+    assert document['model']['epoch'] == model.epoch and document['thresh'] == THRESH
     assert document['errors'] == []
-    expected = make_detector(setup['prefix']).im_detect(setup['paths'])
+    expected = model.detector(setup['prefix']).im_detect(setup['paths'])
     assert [e['source'] for e in document['results']] == setup['paths']
     for entry, dets, path in zip(document['results'], expected, setup['paths']):
         original = cv2.imread(path)
@@ -87,7 +88,7 @@ def test_corrupt_image_is_skipped_with_a_message(setup, tmp_path, capsys):
                                   '--save-dir', str(tmp_path / 'out')))
     assert status == 1
     err = capsys.readouterr().err
-    assert 'error: %s: cannot read image' % bad in err
+    assert 'error: %s: truncated JPEG' % bad in err   # header, then no scan
     assert 'error: %s: file not found' % (tmp_path / 'gone.jpg') in err
     assert '2 input(s) could not be processed' in err
     document = json.loads((tmp_path / 'out' / 'detections.json').read_text())
@@ -98,6 +99,7 @@ def test_corrupt_image_is_skipped_with_a_message(setup, tmp_path, capsys):
 
 
 def test_video_gives_an_annotated_video_with_the_same_frames(setup, tmp_path):
+    model = setup['model']
     frames = [cv2.imread(p) for p in setup['paths']]
     height, width = frames[0].shape[:2]
     frames = [cv2.resize(f, (width, height)) for f in frames] * 3
@@ -118,7 +120,7 @@ def test_video_gives_an_annotated_video_with_the_same_frames(setup, tmp_path):
     assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(5)
     document = json.loads((out / 'detections.json').read_text())
     assert [e['frame'] for e in document['results']] == list(range(9))
-    expected = make_detector(setup['prefix']).detect_batch(decoded)
+    expected = model.detector(setup['prefix']).detect_batch(decoded)
     for entry, dets in zip(document['results'], expected):
         assert entry['source'] == video and entry['output'] == str(out / 'clip.mp4')
         assert_boxes_match(entry, dets, decoded[0].shape)
@@ -145,30 +147,30 @@ def test_max_frames_and_missing_video(setup, tmp_path, capsys):
 
 
 def test_missing_model_names_the_expected_files(setup, tmp_path, capsys):
+    model = setup['model']
     args = model_args(setup, '--images', setup['paths'][0], '--epoch', '7')
-    assert demo_main(args) == 2
+    assert demo_main(args) == 1
     err = capsys.readouterr().err
     assert 'model file(s) not found: %s-0007.params' % setup['prefix'] in err
-    assert 'epochs found for this prefix: %d' % EPOCH in err
+    assert 'epochs found for this prefix: %d' % model.epoch in err
     assert demo_main(model_args(setup, '--images', setup['paths'][0], '--class-names',
-                                'a,b,c,d,e')) == 2
+                                'a,b,c,d,e')) == 1
     assert 'conv_6_relu_cls_pred_conv_weight is (20, 64, 3, 3), network needs (24, 64, 3, 3)' \
         in capsys.readouterr().err
 
 
 def test_flags(setup, monkeypatch, capsys):
     namespace = runpy.run_path(os.path.join(ROOT, 'demo.py'))
-    parse, prefix_of = namespace['parse_args'], namespace['model_prefix']
+    parse = namespace['parse_args']
     args = parse(['--prefix', 'm/ssd_', '--network', 'x', '--data-shape', '128,96'])
-    assert prefix_of(args) == os.path.join('m', 'ssd_x_128x96')
-    assert (args.force_nms, args.timer, args.show, args.deploy) == (True, True, False, False)
+    assert args.data_shape == (128, 96)
+    # None: taken from the model spec (or the project default without one)
+    assert (args.force_nms, args.timer, args.show, args.deploy) == (None, True, False, False)
     assert args.images.endswith(os.path.join('data', 'demo'))
     assert args.json == os.path.join('output', 'demo', 'detections.json')
     args = parse(['--prefix', 'm/ssd_', '--network', 'x', '--data-shape', '128', '--deploy',
                   '--no-force-nms', '--no-timer', '--save-dir', '', '--video', 'v.mp4'])
-    assert prefix_of(args) == os.path.join('m', 'deploy_ssd_x_128')
     assert (args.force_nms, args.timer, args.json, args.images) == (False, False, '', None)
-    assert prefix_of(parse(['--prefix', 'm/mine', '--deploy'])) == 'm/mine'
     monkeypatch.delenv('DISPLAY', raising=False)
     monkeypatch.delenv('WAYLAND_DISPLAY', raising=False)
     assert demo_main(model_args(setup, '--images', setup['paths'][0], '--show',
@@ -176,9 +178,8 @@ def test_flags(setup, monkeypatch, capsys):
     assert 'no display here, --show ignored' in capsys.readouterr().err
 
 
-def test_no_arguments_runs_the_shipped_model_on_the_demo_images(tmp_path):
+def test_no_arguments_runs_the_shipped_model_on_the_demo_images(tmp_path, shipped_model):
     """What a fresh clone does: `python demo.py` (here from another working directory)."""
-    shipped_model_or_skip()
     proc = subprocess.run([sys.executable, os.path.join(ROOT, 'demo.py')], cwd=str(tmp_path),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           timeout=300)

@@ -12,9 +12,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from test_detect import (EPOCH, MEAN, NETWORK, NUM_CLASSES, SHAPE, assert_same_detections,
-                         make_detector, random_model_workspace)
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT_PACKAGES = ('symbol', 'dataset', 'detect', 'evaluate', 'config', 'train', 'tools')
 
@@ -42,8 +39,9 @@ print(json.dumps({
 
 
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
-    return random_model_workspace(tmp_path_factory.mktemp('deploy'), 2)
+def setup(tmp_path_factory, random_model):
+    workspace = random_model.workspace(tmp_path_factory.mktemp('deploy'), 2)
+    return dict(workspace, model=random_model)
 
 
 def deploy_main(argv):
@@ -51,8 +49,9 @@ def deploy_main(argv):
 
 
 def deploy_args(setup, *extra):
-    return ['--network', NETWORK, '--prefix', setup['folder'], '--data-shape', str(SHAPE),
-            '--num-class', str(NUM_CLASSES)] + list(extra)
+    model = setup['model']
+    return ['--network', model.network, '--prefix', setup['folder'],
+            '--data-shape', str(model.shape), '--num-class', str(model.num_classes)] + list(extra)
 
 
 def multibox_ops(symbol_file):
@@ -63,54 +62,58 @@ def multibox_ops(symbol_file):
 
 
 def test_portable_deploy_runs_on_stock_mxnet_with_the_same_detections(setup, tmp_path, capsys):
+    model = setup['model']
     assert deploy_main(deploy_args(setup, '--output-prefix', str(tmp_path / 'portable'))) == 0
     assert 'stock MXNet operators' in capsys.readouterr().out
     symbol_file = str(tmp_path / 'portable-symbol.json')
     ops, detection = multibox_ops(symbol_file)
     assert ops == ['_contrib_MultiBoxDetection', '_contrib_MultiBoxPrior']
     assert list(detection) == ['detection']
-    detector = make_detector(setup['prefix'])
+    detector = model.detector(setup['prefix'])
     expected = detector.im_detect(setup['paths'])
     data = np.stack([detector.preprocess(cv2.imread(p)) for p in setup['paths']])
     np.save(str(tmp_path / 'data.npy'), data)
     proc = subprocess.run(
-        [sys.executable, '-I', '-c', STOCK_MXNET_SCRIPT, str(tmp_path / 'portable'), str(EPOCH),
-         str(tmp_path / 'data.npy')], cwd=str(tmp_path), stdout=subprocess.PIPE,
+        [sys.executable, '-I', '-c', STOCK_MXNET_SCRIPT, str(tmp_path / 'portable'),
+         str(model.epoch), str(tmp_path / 'data.npy')], cwd=str(tmp_path), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, timeout=120,
         env={k: v for k, v in os.environ.items() if k != 'PYTHONPATH'})
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result['project_modules'] == []
     assert not result['our_operators_registered']
-    assert_same_detections([np.array(d, np.float32) for d in result['detections']], expected)
+    model.same_detections([np.array(d, np.float32) for d in result['detections']], expected)
 
 
 def test_default_output_name_and_no_portable_keeps_our_operators(setup, capsys):
+    model = setup['model']
     assert deploy_main(deploy_args(setup, '--no-portable')) == 0
-    deployed = os.path.join(str(setup['work']), 'deploy_ssd_%s_%d' % (NETWORK, SHAPE))
+    deployed = os.path.join(str(setup['work']), 'deploy_ssd_%s_%d' % (model.network, model.shape))
     printed = capsys.readouterr().out
     assert "this project's operators" in printed
-    assert '--deploy --prefix %s --epoch %d --data-shape %d' % (deployed, EPOCH, SHAPE) in printed
+    assert '--deploy --prefix %s --epoch %d\n' % (deployed, model.epoch) in printed
     ops, _ = multibox_ops(deployed + '-symbol.json')
     assert ops == ['MultiBoxDetection', 'MultiBoxPrior']
     from detect.detector import Detector
-    from_deploy = Detector(None, deployed, EPOCH, SHAPE, MEAN)
+    from_deploy = Detector(None, deployed, model.epoch, model.shape, model.mean)
     assert from_deploy.symbol.list_arguments()[0] == 'data'
-    assert_same_detections(from_deploy.im_detect(setup['paths']),
-                           make_detector(setup['prefix']).im_detect(setup['paths']))
+    model.same_detections(from_deploy.im_detect(setup['paths']),
+                           model.detector(setup['prefix']).im_detect(setup['paths']))
 
 
 def test_only_the_used_parameters_are_saved_unchanged(setup, tmp_path):
+    model = setup['model']
     from symbol.symbol_factory import get_symbol_train
-    arg_params, aux_params = mx.model.load_params(setup['prefix'], EPOCH)
+    arg_params, aux_params = mx.model.load_params(setup['prefix'], model.epoch)
     extra = dict(arg_params, leftover_weight=mx.nd.ones((2,)))   # e.g. from a finetune
-    prefix = str(tmp_path / ('ssd_%s_%d' % (NETWORK, SHAPE)))
-    mx.model.save_checkpoint(prefix, EPOCH, get_symbol_train(NETWORK, SHAPE, NUM_CLASSES),
-                             extra, aux_params)
-    assert deploy_main(['--network', NETWORK, '--prefix', str(tmp_path / 'ssd_'),
-                        '--data-shape', str(SHAPE), '--num-class', str(NUM_CLASSES)]) == 0
+    prefix = str(tmp_path / ('ssd_%s_%d' % (model.network, model.shape)))
+    training_graph = get_symbol_train(model.network, model.shape, model.num_classes)
+    mx.model.save_checkpoint(prefix, model.epoch, training_graph, extra, aux_params)
+    assert deploy_main(['--network', model.network, '--prefix', str(tmp_path / 'ssd_'),
+                        '--data-shape', str(model.shape),
+                        '--num-class', str(model.num_classes)]) == 0
     saved_args, saved_auxs = mx.model.load_params(
-        str(tmp_path / ('deploy_ssd_%s_%d' % (NETWORK, SHAPE))), EPOCH)
+        str(tmp_path / ('deploy_ssd_%s_%d' % (model.network, model.shape))), model.epoch)
     assert sorted(saved_args) == sorted(arg_params) and sorted(saved_auxs) == sorted(aux_params)
     for name, value in saved_args.items():
         np.testing.assert_array_equal(value.asnumpy(), arg_params[name].asnumpy())
@@ -118,7 +121,7 @@ def test_only_the_used_parameters_are_saved_unchanged(setup, tmp_path):
 
 def test_nms_settings_are_baked_into_the_graph(setup, tmp_path):
     out = str(tmp_path / 'm')
-    assert deploy_main(deploy_args(setup, '--nms', '0.3', '--topk', '50', '--no-force-nms',
+    assert deploy_main(deploy_args(setup, '--nms', '0.3', '--nms-topk', '50', '--no-force-nms',
                                    '--output-prefix', out)) == 0
     _, detection = multibox_ops(out + '-symbol.json')
     attrs = detection['detection']
@@ -127,12 +130,13 @@ def test_nms_settings_are_baked_into_the_graph(setup, tmp_path):
 
 
 def test_mismatch_and_missing_files_are_named(setup, capsys):
-    assert deploy_main(deploy_args(setup, '--num-class', '5')) == 2
+    model = setup['model']
+    assert deploy_main(deploy_args(setup, '--num-class', '5')) == 1
     err = capsys.readouterr().err
     assert 'does not fit the network' in err
     assert 'conv_6_relu_cls_pred_conv_weight is (20, 64, 3, 3), network needs (24, 64, 3, 3)' in err
-    assert deploy_main(deploy_args(setup, '--epoch', '11')) == 2
+    assert deploy_main(deploy_args(setup, '--epoch', '11')) == 1
     assert 'model file(s) not found: %s-0011.params' % setup['prefix'] in capsys.readouterr().err
-    assert deploy_main(deploy_args(setup, '--data-shape', '96')) == 2
-    assert 'no checkpoint found: expected %sssd_%s_96-<epoch>.params' \
-        % (os.path.dirname(setup['prefix']) + os.sep, NETWORK) in capsys.readouterr().err
+    assert deploy_main(deploy_args(setup, '--data-shape', '96')) == 1
+    assert 'no checkpoint found: expected %sssd_%s_96-NNNN.params' \
+        % (os.path.dirname(setup['prefix']) + os.sep, model.network) in capsys.readouterr().err

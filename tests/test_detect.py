@@ -9,182 +9,116 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NETWORK, SHAPE, NUM_CLASSES, EPOCH = 'mobilenet_0.25', 128, 4, 3
-MEAN = (123, 117, 104)
-# Not the synthetic training seed (0): images the shipped model has never seen.
-UNSEEN_SEED = 2468
-HEAD_SCALE = 0.01
-
-
-def save_random_model(folder, network=NETWORK, shape=SHAPE, num_classes=NUM_CLASSES,
-                      epoch=EPOCH, training_graph=False):
-    """A freshly initialised SSD checkpoint '<folder>/ssd_<network>_<shape>-<epoch>'.
-    He init gives varied scores and boxes (MXNet's default Xavier leaves an untrained SSD's
-    outputs nearly constant, which would make comparisons trivially equal); the prediction
-    heads are scaled down so that scores spread over 0.2-0.8 instead of saturating at 1.0,
-    where ties would make the order of detections arbitrary."""
-    from symbol.symbol_factory import get_symbol, get_symbol_train
-    test_graph = get_symbol(network, shape, num_classes)
-    module = mx.mod.Module(test_graph, label_names=None)
-    module.bind([('data', (1, 3, shape, shape))], for_training=False)
-    mx.random.seed(0)
-    module.init_params(mx.init.Xavier('gaussian', 'in', 2))
-    prefix = os.path.join(str(folder), 'ssd_%s_%d' % (network, shape))
-    graph = get_symbol_train(network, shape, num_classes) if training_graph else test_graph
-    arg_params, aux_params = module.get_params()
-    arg_params = {name: value * HEAD_SCALE if '_pred_conv_' in name else value
-                  for name, value in arg_params.items()}
-    mx.model.save_checkpoint(prefix, epoch, graph, arg_params, aux_params)
-    return prefix
-
-
-def write_synthetic_images(folder, count, seed=UNSEEN_SEED, side=160):
-    """JPEG files of synthetic shapes; returns (paths, objects per image in pixels)."""
-    from dataset.synthetic import render_image
-    paths, objects = [], []
-    for n in range(count):
-        image, objs = render_image(seed, 'val', n, side)
-        path = os.path.join(str(folder), 'shapes_%02d.jpg' % n)
-        cv2.imwrite(path, image[:, :, ::-1])
-        paths.append(path)
-        objects.append(objs)
-    return paths, objects
-
-
-def random_model_workspace(folder, num_images):
-    """A random checkpoint and synthetic images in ``folder``, as the demo and deploy tests use
-    them: dict(prefix, paths, work, folder='<folder>/ssd_')."""
-    prefix = save_random_model(folder)
-    paths, _ = write_synthetic_images(folder, num_images)
-    return dict(prefix=prefix, paths=paths, work=folder,
-                folder=os.path.dirname(prefix) + os.sep + 'ssd_')
 
 
 @pytest.fixture(scope='module')
-def model(tmp_path_factory):
+def model(tmp_path_factory, random_model):
     folder = tmp_path_factory.mktemp('detect_model')
-    return save_random_model(folder)
+    return random_model.save(folder)
 
 
 @pytest.fixture(scope='module')
-def images(tmp_path_factory):
-    return write_synthetic_images(tmp_path_factory.mktemp('detect_images'), 5)[0]
+def images(tmp_path_factory, random_model):
+    return random_model.write_images(tmp_path_factory.mktemp('detect_images'), 5)[0]
 
 
-def make_detector(prefix, batch_size=1, network=NETWORK, force_nms=True):
-    from detect.detector import get_detector
-    return get_detector(network, prefix, EPOCH, SHAPE, MEAN, NUM_CLASSES, force_nms=force_nms,
-                        batch_size=batch_size)
-
-
-def reference_detections(prefix, path):
+def reference_detections(random_model, prefix, path):
     """Oracle: the checkpoint's test graph run by hand on the image prepared as the model was
     trained (RGB, 8-bit bilinear resize to the input size, RGB means subtracted)."""
     from symbol.symbol_factory import get_symbol
     rgb = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
-    resized = cv2.resize(rgb, (SHAPE, SHAPE), interpolation=cv2.INTER_LINEAR)
-    data = resized.astype(np.float32) - np.float32(MEAN)
-    _, args, auxs = mx.model.load_checkpoint(prefix, EPOCH)
-    executor = get_symbol(NETWORK, SHAPE, NUM_CLASSES, force_suppress=True).bind(
+    side = random_model.shape
+    resized = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_LINEAR)
+    data = resized.astype(np.float32) - np.float32(random_model.mean)
+    _, args, auxs = mx.model.load_checkpoint(prefix, random_model.epoch)
+    executor = get_symbol(random_model.network, random_model.shape, random_model.num_classes).bind(
         mx.cpu(), dict(args, data=mx.nd.array(data.transpose(2, 0, 1)[None])), aux_states=auxs)
     output = executor.forward()[0].asnumpy()[0]
     return output[output[:, 0] >= 0]
 
 
-def assert_same_detections(actual, expected, atol=1e-5):
-    """Same detections per image: equal class ids, scores and boxes within ``atol``, in the
-    same order up to swaps of near-equal scores."""
-    assert len(actual) == len(expected)
-    for a, e in zip(actual, expected):
-        assert a.shape == e.shape and a.shape[0] > 0
-        np.testing.assert_allclose(a[:, 1], e[:, 1], atol=atol)
-        unused = np.ones(len(e), bool)
-        for row in a:
-            same = np.flatnonzero(unused & (e[:, 0] == row[0])
-                                  & (np.abs(e[:, 1:] - row[1:]).max(1) <= atol))
-            assert same.size, 'detection %s not among the expected ones' % row
-            unused[same[0]] = False
+def test_im_detect_matches_a_hand_run_forward_pass(model, images, random_model):
+    dets = random_model.detector(model).im_detect(images[:2])
+    expected = [reference_detections(random_model, model, p) for p in images[:2]]
+    random_model.same_detections(dets, expected)
 
 
-def test_im_detect_matches_a_hand_run_forward_pass(model, images):
-    dets = make_detector(model).im_detect(images[:2])
-    assert_same_detections(dets, [reference_detections(model, p) for p in images[:2]])
-
-
-def test_batch_and_single_image_paths_give_the_same_detections(model, images):
-    singles = make_detector(model, batch_size=1)
+def test_batch_and_single_image_paths_give_the_same_detections(model, images, random_model):
+    singles = random_model.detector(model, batch_size=1)
     one_by_one = [singles.im_detect([path])[0] for path in images]
-    batched = make_detector(model, batch_size=3)   # 5 images: the last batch is padded
-    assert_same_detections(batched.im_detect(images), one_by_one)
+    batched = random_model.detector(model, batch_size=3)   # 5 images: the last batch is padded
+    random_model.same_detections(batched.im_detect(images), one_by_one)
     decoded = [cv2.imread(path) for path in images]
-    assert_same_detections(batched.detect_batch(decoded), one_by_one)
-    assert_same_detections(singles.detect_batch(decoded), one_by_one)
+    random_model.same_detections(batched.detect_batch(decoded), one_by_one)
+    random_model.same_detections(singles.detect_batch(decoded), one_by_one)
 
 
-def test_im_detect_root_dir_extension_and_comma_string(model, images):
+def test_im_detect_root_dir_extension_and_comma_string(model, images, random_model):
     folder = os.path.dirname(images[0])
     stems = [os.path.splitext(os.path.basename(p))[0] for p in images[:2]]
-    detector = make_detector(model)
-    assert_same_detections(detector.im_detect(','.join(stems), root_dir=folder, extension='.jpg'),
-                           detector.im_detect(images[:2]))
+    detector = random_model.detector(model)
+    by_stem = detector.im_detect(','.join(stems), root_dir=folder, extension='.jpg')
+    random_model.same_detections(by_stem, detector.im_detect(images[:2]))
 
 
-def test_grey_and_bgra_images_are_accepted_and_bad_shapes_named(model, images):
-    detector = make_detector(model)
+def test_grey_and_bgra_images_are_accepted_and_bad_shapes_named(model, images, random_model):
+    detector = random_model.detector(model)
     grey = cv2.imread(images[0], cv2.IMREAD_GRAYSCALE)
     as_colour = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
-    assert_same_detections(detector.detect_batch([grey]), detector.detect_batch([as_colour]))
+    random_model.same_detections(detector.detect_batch([grey]), detector.detect_batch([as_colour]))
     bgra = cv2.cvtColor(as_colour, cv2.COLOR_BGR2BGRA)
-    assert_same_detections(detector.detect_batch([bgra]), detector.detect_batch([as_colour]))
+    random_model.same_detections(detector.detect_batch([bgra]), detector.detect_batch([as_colour]))
     with pytest.raises(ValueError, match=r'image 1: expected an H x W x 3 BGR image'):
         detector.detect_batch([as_colour, np.zeros((4, 4, 2), np.uint8)])
 
 
-def test_no_score_threshold_only_suppressed_rows_dropped(model, images):
-    dets = make_detector(model).im_detect(images[:1])[0]
+def test_no_score_threshold_only_suppressed_rows_dropped(model, images, random_model):
+    dets = random_model.detector(model).im_detect(images[:1])[0]
     assert dets.dtype == np.float32 and dets.shape[1] == 6
-    assert (dets[:, 0] >= 0).all() and (dets[:, 0] < NUM_CLASSES).all()
+    assert (dets[:, 0] >= 0).all() and (dets[:, 0] < random_model.num_classes).all()
     assert dets[:, 1].min() < 0.5 < dets[:, 1].max()   # low scores kept for the caller
     assert (np.diff(dets[:, 1]) <= 0).all()             # best first
 
 
-def test_force_nms_reaches_the_detection_operator(model):
+def test_force_nms_reaches_the_detection_operator(model, random_model):
     for force in (True, False):
-        attrs = make_detector(model, force_nms=force).symbol.attr_dict()['detection']
+        attrs = random_model.detector(model, force_nms=force).symbol.attr_dict()['detection']
         assert attrs['force_suppress'] == str(force)
 
 
-def test_training_checkpoint_needs_the_network_name(tmp_path, images):
+def test_training_checkpoint_needs_the_network_name(tmp_path, images, random_model):
     """A training checkpoint's own graph cannot detect without labels: refused with advice;
     with the network name its parameters load into the test graph."""
     from detect.detector import Detector
-    prefix = save_random_model(tmp_path, training_graph=True)
+    prefix = random_model.save(tmp_path, training_graph=True)
     with pytest.raises(ValueError, match=r'ssd_mobilenet_0.25_128-symbol.json is a training '
                                          r'graph \(outputs cls_prob_output, .*deploy.py'):
-        Detector(None, prefix, EPOCH, SHAPE, MEAN)
-    assert make_detector(prefix).im_detect(images[:1])[0].shape[0] > 0
+        Detector(None, prefix, random_model.epoch, random_model.shape, random_model.mean)
+    assert random_model.detector(prefix).im_detect(images[:1])[0].shape[0] > 0
 
 
-def test_missing_model_files_are_named(tmp_path, model):
-    from detect.detector import Detector, ModelFilesNotFound, resolve_epoch
+def test_missing_model_files_are_named(tmp_path, model, random_model):
+    from detect.detector import Detector, ModelFilesNotFound
+    from symbol.model_io import resolve_epoch
     with pytest.raises(ModelFilesNotFound) as err:
-        Detector(None, model, 9, SHAPE, MEAN)
+        Detector(None, model, 9, random_model.shape, random_model.mean)
     assert '%s-0009.params' % model in str(err.value)
-    assert 'epochs found for this prefix: %d' % EPOCH in str(err.value)
+    assert 'epochs found for this prefix: %d' % random_model.epoch in str(err.value)
     missing = str(tmp_path / 'nothing')
     with pytest.raises(ModelFilesNotFound) as err:
-        Detector(None, missing, 0, SHAPE, MEAN)
+        Detector(None, missing, 0, random_model.shape, random_model.mean)
     assert '%s-symbol.json' % missing in str(err.value)
     assert '%s-0000.params' % missing in str(err.value)
-    assert resolve_epoch(model, None) == EPOCH
-    with pytest.raises(ModelFilesNotFound, match='expected .*nothing-<epoch>.params'):
+    assert resolve_epoch(model, None) == random_model.epoch
+    with pytest.raises(ModelFilesNotFound, match='expected .*nothing-NNNN.params'):
         resolve_epoch(missing, None)
 
 
-def test_class_count_mismatch_names_the_parameter(model):
+def test_class_count_mismatch_names_the_parameter(model, random_model):
     from detect.detector import get_detector
     with pytest.raises(ValueError) as err:
-        get_detector(NETWORK, model, EPOCH, SHAPE, MEAN, NUM_CLASSES + 1)
+        get_detector(random_model.network, model, random_model.epoch, random_model.shape,
+                     random_model.mean, random_model.num_classes + 1)
     message = str(err.value)
     assert 'cls_pred_conv_weight' in message and '--num-class' in message
     # (4 + 1 background) x 4 anchors in the checkpoint, (5 + 1) x 4 in the network
@@ -260,17 +194,6 @@ def test_expand_images_files_folders_globs_and_problems(tmp_path):
                         (os.path.join(folder, 'empty'), 'folder holds no image files (.jpg)')]
 
 
-def shipped_model_or_skip():
-    from detect.detector import available_epochs
-    from detect.shipped import SHIPPED_MODEL
-    from evaluate.evaluate_net import expand_prefix
-    prefix = expand_prefix(SHIPPED_MODEL['prefix'], SHIPPED_MODEL['network'],
-                           SHIPPED_MODEL['data_shape'])
-    if not available_epochs(prefix):
-        pytest.skip('the shipped demo model is not there yet: %s-*.params' % prefix)
-    return prefix
-
-
 def iou(a, b):
     iw = min(a[2], b[2]) - max(a[0], b[0])
     ih = min(a[3], b[3]) - max(a[1], b[1])
@@ -278,7 +201,8 @@ def iou(a, b):
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def test_shipped_model_finds_the_objects_of_unseen_synthetic_images(tmp_path):
+def test_shipped_model_finds_the_objects_of_unseen_synthetic_images(tmp_path, shipped_model,
+                                                                  random_model):
     """Objects the generator drew are found (same class, IoU >= 0.5, score >= 0.5) and
     confident detections are drawn objects.  Measured on 200 unseen images (score >= 0.5),
     by the object's side relative to the image: recall 0.991 at 30% and more, 0.990 at 20-30%,
@@ -288,9 +212,9 @@ def test_shipped_model_finds_the_objects_of_unseen_synthetic_images(tmp_path):
     from dataset.imdb import load_class_names
     from detect.detector import get_detector
     from detect.shipped import SHIPPED_MODEL as shipped
-    prefix = shipped_model_or_skip()
+    prefix = shipped_model
     classes = load_class_names(shipped['class_names'])
-    paths, objects = write_synthetic_images(tmp_path, 24, side=shipped['data_shape'])
+    paths, objects = random_model.write_images(tmp_path, 24, side=shipped['data_shape'])
     detector = get_detector(shipped['network'], prefix, shipped['epoch'], shipped['data_shape'],
                             shipped['mean_pixels'], len(classes), batch_size=4)
     found = {'large': [], 'medium': [], 'small': []}   # >= 30%, 20-30%, < 20% of the side
@@ -318,10 +242,10 @@ def test_shipped_model_finds_the_objects_of_unseen_synthetic_images(tmp_path):
     assert false_alarms / max(confident, 1) <= 0.08, (false_alarms, confident)
 
 
-def test_detect_and_visualize_returns_drawn_copies(model, images):
-    detector = make_detector(model)
+def test_detect_and_visualize_returns_drawn_copies(model, images, random_model):
+    detector = random_model.detector(model)
     dets, annotated = detector.detect_and_visualize(images[:2], thresh=0.3, show=False)
-    assert_same_detections(dets, detector.im_detect(images[:2]))
+    random_model.same_detections(dets, detector.im_detect(images[:2]))
     for path, picture in zip(images[:2], annotated):
         original = cv2.imread(path)
         assert picture.shape == original.shape

@@ -145,10 +145,11 @@ def test_mean_pixels_and_whole_last_batch_reach_the_iterator(setup, monkeypatch)
 
 def test_model_that_does_not_fit_is_reported(setup):
     from evaluate.evaluate_net import EvaluationError, evaluate_net
-    with pytest.raises(EvaluationError, match=r'ssd-0000.params does not fit the network .*'
-                                              r'check --network, --data-shape and --num-class'):
+    from symbol.model_io import ModelError
+    with pytest.raises(ModelError, match=r'ssd-0000.params does not fit the network .*'
+                                         r'check --network, --data-shape, --num-class'):
         evaluate_net(NETWORK, setup['val_rec'], 5, (123, 117, 104), SHAPE, setup['prefix'], 0)
-    with pytest.raises(EvaluationError, match=r'model parameters not found: .*ssd-0007.params'):
+    with pytest.raises(ModelError, match=r'model file\(s\) not found: .*ssd-0007.params'):
         evaluate_net(NETWORK, setup['val_rec'], 4, (123, 117, 104), SHAPE, setup['prefix'], 7)
     with pytest.raises(EvaluationError, match='3 class names given for 4 classes'):
         evaluate_net(NETWORK, setup['val_rec'], 4, (123, 117, 104), SHAPE, setup['prefix'], 0,
@@ -174,7 +175,8 @@ def test_cli_booleans_and_shapes(setup):
     assert args.metric == 'voc' and args.data_shape == (256, 320)
     assert args.ctx == [mx.cpu()] and args.num_batch is None
     defaults = parse([])
-    assert defaults.force_nms is False and defaults.deploy is False and defaults.metric == 'voc07'
+    # None: from the model spec, else the project default
+    assert defaults.force_nms is None and defaults.deploy is False and defaults.metric == 'voc07'
     with pytest.raises(SystemExit):
         parse(['--metric', 'voc', '--voc07'])
     with pytest.raises(SystemExit):
@@ -182,8 +184,9 @@ def test_cli_booleans_and_shapes(setup):
 
 
 def test_prefix_and_device_rules():
-    from evaluate.evaluate_net import expand_prefix
-    from evaluate.options import contexts, parse_data_shape
+    from config.cli import contexts
+    from config.cli import data_shape as parse_data_shape
+    from symbol.model_io import expand_prefix
     assert expand_prefix('model/ssd_', 'resnet50', 512) == 'model/ssd_resnet50_512'
     assert expand_prefix('model/ssd_', 'resnet50', (256, 320)) == 'model/ssd_resnet50_256x320'
     assert expand_prefix('model/deploy_ssd', 'resnet50', 512) == 'model/deploy_ssd'

@@ -1,5 +1,6 @@
 """The project's MultiBox operators against MXNet's contrib operators and hand-computed cases."""
 import itertools
+import json
 import os
 import shutil
 
@@ -7,7 +8,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import symbol
 from symbol import operators, symbol_factory
 
 # SSD300 (VGG16-reduced) anchor layers from the network's own preset: 8732 anchors.
@@ -388,6 +388,34 @@ def test_cuda_sources_compile(source, tmp_path):
 
 
 def test_library_is_loaded_once_and_registers_all_three():
-    assert symbol.operators.load() == operators.LIBRARY_PATH
+    assert operators.load() == (os.environ.get(operators.LIBRARY_ENV) or operators.LIBRARY_PATH)
     for name in operators.OPERATOR_NAMES:
         assert hasattr(mx.nd, name) and hasattr(mx.sym, name)
+
+
+def test_stale_check_notices_another_build_configuration(tmp_path):
+    library = str(tmp_path / operators.LIBRARY_NAME)
+    open(library, "w").close()  # newer than every source
+    assert operators.is_stale(with_cuda=False, library=library)  # no configuration stamp
+    for built_with, wanted in [(dict(with_cuda=True), dict(with_cuda=False)),
+                               (dict(with_cuda=False), dict(with_cuda=True)),
+                               (dict(with_cuda=False, sanitize=("address",)), dict(with_cuda=False))]:
+        with open(library + ".json", "w") as stamp:
+            json.dump(operators.build_config(**built_with), stamp)
+        assert operators.is_stale(library=library, **wanted)
+        assert not operators.is_stale(library=library, **built_with)
+    config = operators.build_config(False)
+    config["mxnet"] = "1.9.1 another-build"  # e.g. mxnet replaced by mxnet-cu112
+    with open(library + ".json", "w") as stamp:
+        json.dump(config, stamp)
+    assert operators.is_stale(with_cuda=False, library=library)
+
+
+def test_cuda_arch_flags_cover_supported_architectures_and_ptx():
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc not installed")
+    flags = operators.cuda_arch_flags()
+    sass = [f for f in flags if "code=sm_" in f]
+    assert sass and all(int(f.rsplit("_", 1)[1]) in operators.CUDA_ARCHS for f in sass)
+    newest = max(int(f.rsplit("_", 1)[1]) for f in sass)
+    assert flags[-1] == "-gencode=arch=compute_%d,code=compute_%d" % (newest, newest)

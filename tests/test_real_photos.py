@@ -55,11 +55,10 @@ def test_held_out_photos_are_fixed_and_never_trained_on():
         photos.photo_path('dog')
 
 
-def test_shipped_model_false_alarms_on_held_out_photos():
+def test_shipped_model_false_alarms_on_held_out_photos(shipped_model):
     from detect.detector import get_detector
     from detect.shipped import SHIPPED_MODEL
-    from test_detect import shipped_model_or_skip
-    prefix = shipped_model_or_skip()
+    prefix = shipped_model
     detector = get_detector(SHIPPED_MODEL['network'], prefix, SHIPPED_MODEL['epoch'],
                             SHIPPED_MODEL['data_shape'], SHIPPED_MODEL['mean_pixels'], 4)
     results = false_alarms_on_photos(detector)

@@ -9,7 +9,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import symbol  # noqa: F401  (registers mx.sym.MultiBox*)
 from symbol import presets, resnet, symbol_factory
 from symbol.common import caffe_ssd_sizes, prediction_head
 
@@ -379,7 +378,8 @@ def test_training_symbol_settings():
     assert float(attrs["loc_loss_"]["scalar"]) == 1.0
     assert float(attrs["cls_label"]["grad_scale"]) == 0
     assert float(attrs["det_out"]["grad_scale"]) == 0
-    assert float(attrs["detection"]["nms_threshold"]) == 0.5  # training default
+    # one NMS default for training and inference (config/defaults.py)
+    assert float(attrs["detection"]["nms_threshold"]) == 0.45
 
 
 def test_test_symbol_detection_settings():
@@ -566,4 +566,4 @@ def test_visualize_net_graph_and_arguments():
     graph = visualize_net.make_graph(net, shapes, title, "pdf")
     assert "multibox_target" in graph.source and "det_out" in graph.source
     with pytest.raises(SystemExit):
-        visualize_net.parse_args(["--data-shape", "3x3"])
+        visualize_net.parse_args(["--data-shape", "3,4,5"])

@@ -234,3 +234,60 @@ def test_non_finite_weights_are_never_checkpointed(data, tmp_path, monkeypatch):
                        r'.*-0001.params'):
         train_net(options(data, prefix, end_epoch=3, val_path=''))
     assert checkpoint.saved_epochs(prefix) == [1]
+
+
+def test_a_kill_right_after_a_checkpoint_keeps_that_epochs_record(data, tmp_path, monkeypatch):
+    """The history record of an epoch is written before its checkpoint, so the window
+    between the two writes can no longer lose the record of a checkpointed epoch."""
+    prefix = str(tmp_path / 'ssd')
+    real_save = checkpoint.save_checkpoint
+
+    def save_then_die(prefix_, epoch, *args, **kwargs):
+        real_save(prefix_, epoch, *args, **kwargs)
+        if epoch == 2:
+            raise KeyboardInterrupt('killed between the checkpoint and what follows it')
+    monkeypatch.setattr(checkpoint, 'save_checkpoint', save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_net(options(data, prefix, end_epoch=3))
+    assert checkpoint.saved_epochs(prefix) == [1, 2]
+    with open(history_path(prefix)) as f:
+        assert [e['epoch'] for e in json.load(f)] == [1, 2]
+    monkeypatch.setattr(checkpoint, 'save_checkpoint', real_save)
+    summary = train_net(options(data, prefix, end_epoch=3, resume='last'))
+    assert [e['epoch'] for e in summary['epochs']] == [1, 2, 3]
+
+
+def test_random_sigkills_always_resume_to_the_same_final_epoch(data, tmp_path):
+    """SIGKILL at seeded random moments of a run (start-up, training, validation, writing),
+    each time resumed with --resume last: the run ends with every checkpoint and one history
+    record per epoch, as an uninterrupted run would."""
+    prefix = tmp_path / 'ssd'
+    schedule = ('--end-epoch', str(SIGKILL_EPOCHS))
+    rng = np.random.RandomState(11)
+    kills = 0
+    for attempt in range(12):
+        resume = ('--resume', 'last') if checkpoint.saved_epochs(str(prefix)) else ()
+        process = run_train_script(data, prefix, *schedule, *resume)
+        try:
+            process.wait(timeout=rng.uniform(2.0, 9.0) if kills < 3 else 300)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            kills += 1
+            continue
+        output = process.stdout.read()
+        assert process.returncode == 0, output
+        break
+    assert kills == 3, 'the run finished before all kills happened'
+    assert checkpoint.saved_epochs(str(prefix)) == list(range(1, SIGKILL_EPOCHS + 1))
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(checkpoint.PARTIAL_SUFFIX)]
+    with open(history_path(str(prefix))) as f:
+        assert [e['epoch'] for e in json.load(f)] == list(range(1, SIGKILL_EPOCHS + 1))
+
+
+def test_training_checks_its_labels_before_the_first_epoch(data, tmp_path):
+    prefix = str(tmp_path / 'ssd')
+    with pytest.raises(ValueError, match=r'cannot train a 2-class network') as error:
+        train_net(options(data, prefix, num_class=2, class_names='a,b'))
+    assert 'class id' in str(error.value)
+    assert not os.path.exists(tmp_path / 'ssd-symbol.json')   # stopped before any work

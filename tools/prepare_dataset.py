@@ -59,6 +59,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    # file names that are not UTF-8 are printed as their bytes (as ls does), not a UnicodeError
+    sys.stdout.reconfigure(errors='surrogateescape')
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
     root = args.root or os.path.join(ROOT, DEFAULT_ROOTS[args.dataset])
     target = args.target or os.path.join(ROOT, 'data', args.image_set.replace(',', '_') + '.lst')

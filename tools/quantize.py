@@ -1,17 +1,18 @@
 """INT8 SSD for CPUs: MXNet's MKLDNN (oneDNN) quantization of a trained checkpoint, calibrated
 on N images of a .rec, then scored against the fp32 model (mAP and speed) on a validation .rec.
 
-    python tools/quantize.py                      # the shipped demo model on synthetic data
-    python tools/quantize.py --network vgg16_reduced --prefix model/ssd_vgg16_reduced_300 \\
+    python -m tools.quantize                      # the shipped demo model on synthetic data
+    python -m tools.quantize --network vgg16_reduced --prefix model/ssd_vgg16_reduced_300 \\
         --epoch 240 --data-shape 300 --num-class 20 --class-names pascal_voc \\
         --calib-rec data/train.rec --eval-rec data/val.rec --num-calib-images 500
 
-Writes ``<output>-symbol.json`` / ``<output>-0000.params`` (default output: the model prefix
-plus ``_int8``).  The saved graph uses the project's MultiBox operators: ``import symbol``
-before ``mx.sym.load``; ``evaluate.py --deploy --prefix <output> --epoch 0`` runs it.  MXNet
-fuses every convolution with its ReLU, quantizes it to int8/uint8 and keeps fp32 where oneDNN
-has no int8 kernel (L2Normalization, softmax, the MultiBox operators, the heads' weight
-padding).
+Writes ``<output>-symbol.json`` / ``<output>-0000.params`` and, when the model has one, its
+model spec (default output: the model prefix plus ``_int8``).  The saved graph uses the
+project's MultiBox operators (``symbol.operators.load()`` before ``mx.sym.load``);
+``evaluate.py --prefix <output> --epoch 0`` runs it (add ``--deploy`` for a model without a
+spec).  MXNet fuses every convolution with its ReLU, quantizes it to int8/uint8 and keeps fp32
+where oneDNN has no int8 kernel (L2Normalization, softmax, the MultiBox operators, the heads'
+weight padding).
 """
 import argparse
 import json
@@ -20,11 +21,12 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+
 from config.threads import set_default_threads  # noqa: E402
 
 set_default_threads()  # before mxnet is imported: OpenMP reads OMP_NUM_THREADS once
+
+from config import cli  # noqa: E402
 
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
@@ -66,13 +68,12 @@ class ImagesOnly(mx.io.DataIter):
         return mx.io.DataBatch(data=batch.data, pad=batch.pad, provide_data=self.provide_data)
 
 
-def record_iter(path, batch_size, data_shape, mean_pixels):
-    """Validation-style (no augmentation) batches of a detection .rec."""
-    from config.config import cfg
-    from dataset.iterator import DetRecordIter
+def record_iter(path, batch_size, data_shape, mean_pixels, num_classes=None):
+    """Validation batches (no augmentation, each image once) of a detection .rec."""
+    from dataset.iterator import validation_iter
     if not os.path.isfile(path):
         raise QuantizeError("record file not found: %s" % path)
-    return DetRecordIter(path, batch_size, data_shape, mean_pixels=mean_pixels, **cfg.valid)
+    return validation_iter(path, batch_size, data_shape, mean_pixels, num_classes=num_classes)
 
 
 def quantize(symbol, arg_params, aux_params, calib_data, num_calib_images,
@@ -111,11 +112,10 @@ def quantized_layer_count(qsymbol):
                and n.get("attrs", {}).get("quantized") == "true")
 
 
-def bind(symbol, arg_params, aux_params, data_shape):
-    module = mx.mod.Module(symbol, data_names=("data",), label_names=None, context=mx.cpu())
-    module.bind(data_shapes=[("data", data_shape)], for_training=False)
-    module.set_params(arg_params, aux_params, allow_missing=False, allow_extra=True)
-    return module
+def bind(symbol, arg_params, aux_params, data_shape, source="the model"):
+    from symbol.model_io import bind_for_inference
+    return bind_for_inference(symbol, arg_params, aux_params, mx.io.DataDesc("data", data_shape),
+                              mx.cpu(), source)
 
 
 def compare_on_records(models, eval_iter, class_names):
@@ -181,16 +181,6 @@ def detection_agreement(reference, candidate, min_score=0.5, iou=0.5):
     return share, float(np.mean(score_diffs)) if score_diffs else float("nan")
 
 
-def default_paths():
-    """The shipped demo model and its synthetic data (see model/README.md)."""
-    from detect.shipped import SHIPPED_MODEL
-    from evaluate.evaluate_net import expand_prefix
-    shipped = dict(SHIPPED_MODEL)
-    shipped["prefix"] = expand_prefix(shipped["prefix"], shipped["network"],
-                                      shipped["data_shape"])
-    return shipped
-
-
 def prepare_synthetic(directory):
     """The synthetic dataset of the demo model's recipe, where bench/train.py keeps it
     (generated once, then reused)."""
@@ -202,64 +192,43 @@ def prepare_synthetic(directory):
 
 
 def parse_args(argv=None):
+    from detect.shipped import SHIPPED_MODEL
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--network", help="network name (default: the shipped model's)")
-    parser.add_argument("--prefix", help="checkpoint prefix (default: the shipped model)")
-    parser.add_argument("--epoch", type=int, help="checkpoint epoch (default: the newest)")
-    parser.add_argument("--data-shape", type=int, help="input side (default: the shipped "
-                        "model's)")
-    parser.add_argument("--num-class", type=int, help="classes without background")
-    parser.add_argument("--class-names", help="comma list, a file, or a dataset/names name")
-    parser.add_argument("--mean-pixels", type=float, nargs=3, default=(123, 117, 104),
-                        metavar=("R", "G", "B"))
-    parser.add_argument("--nms", type=float, default=0.45, help="NMS threshold")
+    cli.add_model_args(parser, SHIPPED_MODEL["prefix"], "(default: the shipped model)")
+    cli.add_nms_args(parser)
     parser.add_argument("--calib-rec", help="images to calibrate on (default: the synthetic "
                         "train.rec)")
     parser.add_argument("--eval-rec", help="validation .rec for mAP and speed (default: the "
                         "synthetic val.rec; '' to skip)")
     parser.add_argument("--synthetic-dir", help="where the demo model's synthetic dataset "
                         "lives or is generated (default: data/synthetic_<recipe input size>)")
-    parser.add_argument("--num-calib-images", type=int, default=64)
+    parser.add_argument("--num-calib-images", type=cli.positive_int, default=64)
     parser.add_argument("--calib-mode", choices=CALIB_MODES, default="naive")
     parser.add_argument("--exclude", default="", help="comma list of layers kept in fp32")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=cli.positive_int, default=8)
     parser.add_argument("--output", help="output prefix (default: <prefix>%s)" % OUTPUT_SUFFIX)
     return parser.parse_args(argv)
 
 
-def resolve_model(args):
-    """Fill the flags left out from the shipped model's settings; returns the class names."""
-    from dataset.imdb import load_class_names
-    from detect.detector import resolve_epoch
-    shipped = default_paths()
-    for flag, key in (("network", "network"), ("prefix", "prefix"), ("data_shape", "data_shape"),
-                      ("class_names", "class_names")):
-        if getattr(args, flag) is None:
-            setattr(args, flag, shipped[key])
-    args.epoch = resolve_epoch(args.prefix, args.epoch)
-    names = load_class_names(args.class_names)
-    args.num_class = args.num_class or len(names)
-    if len(names) != args.num_class:
-        raise QuantizeError("--class-names has %d names but --num-class is %d"
-                            % (len(names), args.num_class))
-    return names
-
-
+@cli.command
 def main(argv=None):
-    import symbol as _registers_multibox_operators  # noqa: F401
-    from symbol.symbol_factory import get_symbol
+    from detect.shipped import fallback_settings
+    from symbol import model_io
     args = parse_args(argv)
-    class_names = resolve_model(args)
+    prefix, _, settings = cli.open_model(args, fallback_settings())
+    epoch = model_io.resolve_epoch(prefix, args.epoch)
+    class_names, side = settings["class_names"], model_io.image_hw(settings["data_shape"])
     if args.calib_rec is None or args.eval_rec is None:
         data = prepare_synthetic(args.synthetic_dir)
         args.calib_rec = data["train_rec"] if args.calib_rec is None else args.calib_rec
         args.eval_rec = data["val_rec"] if args.eval_rec is None else args.eval_rec
-    net = get_symbol(args.network, args.data_shape, args.num_class, nms_thresh=args.nms)
-    arg_params, aux_params = mx.model.load_params(args.prefix, args.epoch)
-    calib = ImagesOnly(record_iter(args.calib_rec, args.batch_size, args.data_shape,
-                                   args.mean_pixels), args.num_calib_images)
+    net = model_io.inference_symbol(settings)
+    arg_params, aux_params = model_io.load_params(prefix, epoch)
+    calib = ImagesOnly(record_iter(args.calib_rec, args.batch_size, side,
+                                   settings["mean_pixels"], settings["num_classes"]),
+                       args.num_calib_images)
     start = time.time()
     excluded = [name for name in args.exclude.split(",") if name]
     qsym, qargs, qaux = quantize(net, arg_params, aux_params, calib, args.num_calib_images,
@@ -267,18 +236,22 @@ def main(argv=None):
     print("quantized %d convolutions to int8 in %.0f s (%s calibration on %d images of %s)"
           % (quantized_layer_count(qsym), time.time() - start, args.calib_mode,
              min(calib.seen, args.num_calib_images), args.calib_rec))
-    output = args.output or args.prefix + OUTPUT_SUFFIX
-    mx.model.save_checkpoint(output, QUANTIZED_EPOCH, qsym, qargs, qaux)
+    output = args.output or prefix + OUTPUT_SUFFIX
+    spec = model_io.read_spec(prefix)
+    # the int8 graph runs as saved: evaluate.py / demo.py with --prefix/--epoch alone
+    model_io.export_model(output, QUANTIZED_EPOCH, qsym, qargs, qaux,
+                          dict(spec, deploy=True) if spec else None)
     print("wrote %s-symbol.json and %s-%04d.params" % (output, output, QUANTIZED_EPOCH))
     if args.eval_rec:
-        shape = (args.batch_size, 3, args.data_shape, args.data_shape)
-        models = {"fp32": bind(net, arg_params, aux_params, shape),
-                  "int8": bind(qsym, qargs, qaux, shape)}
-        results = compare_on_records(models, record_iter(args.eval_rec, args.batch_size,
-                                                         args.data_shape, args.mean_pixels),
-                                     class_names)
+        shape = (args.batch_size, 3) + tuple(side)
+        models = {"fp32": bind(net, arg_params, aux_params, shape,
+                               model_io.params_path(prefix, epoch)),
+                  "int8": bind(qsym, qargs, qaux, shape, output)}
+        eval_iter = record_iter(args.eval_rec, args.batch_size, side, settings["mean_pixels"],
+                                settings["num_classes"])
+        results = compare_on_records(models, eval_iter, class_names)
         print("%s on %s (batch %d, OMP_NUM_THREADS=%s, load %.2f)"
-              % (os.path.basename(args.prefix), args.eval_rec, args.batch_size,
+              % (os.path.basename(prefix), args.eval_rec, args.batch_size,
                  os.environ.get("OMP_NUM_THREADS"), os.getloadavg()[0]))
         print("%-6s %10s %10s" % ("model", "VOC07 mAP", "images/s"))
         for name, (mean_ap, rate) in results.items():
@@ -290,7 +263,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (QuantizeError, FileNotFoundError) as err:  # missing checkpoint or data: no trace
-        sys.exit("error: %s" % err)
+    sys.exit(main())

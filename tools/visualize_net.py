@@ -1,36 +1,21 @@
 """Draw an SSD network: a graphviz rendering when graphviz (Python package and the ``dot``
 program) is installed, otherwise — or with ``--table`` — a layer table with output shapes.
 
-    python tools/visualize_net.py --network mobilenet_0.25 --data-shape 256 --table
-    python tools/visualize_net.py --network vgg16_reduced --train --output-dir output/
+    python -m tools.visualize_net --network mobilenet_0.25 --data-shape 256 --table
+    python -m tools.visualize_net --network vgg16_reduced --train --output-dir output/
 """
 import argparse
 import os
 import shutil
-import sys
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import mxnet as mx
 
-import mxnet as mx  # noqa: E402
-
-from symbol import symbol_factory  # noqa: E402  (importing symbol registers the MultiBox ops)
-from symbol.common import as_pair  # noqa: E402
+from config.cli import data_shape as parse_data_shape
+from symbol import symbol_factory  # its builders register the MultiBox operators
+from symbol.common import as_pair
 
 # Label shape used to infer the training graph's shapes: one padded object row.
 LABEL_SHAPE = (1, 1, 6)
-
-
-def parse_data_shape(text):
-    """'300' -> 300, '256,320' -> (256, 320)."""
-    parts = text.split(",")
-    try:
-        values = [int(part) for part in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError("data shape must be INT or H,W, got %r" % text)
-    if len(values) not in (1, 2) or min(values) < 1:
-        raise argparse.ArgumentTypeError("data shape must be INT or H,W, got %r" % text)
-    return values[0] if len(values) == 1 else tuple(values)
 
 
 def parse_args(argv=None):

@@ -4,72 +4,32 @@
 
 Every file is written under a temporary name and renamed into place, so a process killed at any
 moment leaves either the previous complete checkpoint or the new one, never a truncated file.
-The .params file is written last: its presence marks a complete checkpoint.
+The .params file is written last: its presence marks a complete checkpoint.  The first
+checkpoint of a run also writes the model spec ``<prefix>-model.json`` (``symbol.model_io``).
 """
 import glob
 import logging
 import os
-import re
 
-import mxnet as mx
+from symbol import model_io
+from symbol.model_io import (PARTIAL_SUFFIX, atomic_write, params_path,  # noqa: F401
+                             save_params_file, saved_epochs, spec_path, states_path, symbol_path)
 
 logger = logging.getLogger(__name__)
 
-PARTIAL_SUFFIX = '.partial'
-_PARAMS_NAME = re.compile(r'-(\d{4,})\.params$')
+CheckpointError = model_io.ModelError
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that was asked for is missing or does not fit the network."""
-
-
-def symbol_path(prefix):
-    return '%s-symbol.json' % prefix
-
-
-def params_path(prefix, epoch):
-    return '%s-%04d.params' % (prefix, epoch)
-
-
-def states_path(prefix, epoch):
-    return '%s-%04d.states' % (prefix, epoch)
-
-
-def atomic_write(path, write):
-    """Call ``write(temporary_path)``, flush it to disk and rename it to ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    partial = path + PARTIAL_SUFFIX
-    write(partial)
-    with open(partial, 'rb+') as f:
-        os.fsync(f.fileno())
-    os.replace(partial, path)
-
-
-def save_params_file(path, arg_params, aux_params):
-    """``arg_params``/``aux_params`` (name -> NDArray) in MXNet's checkpoint layout."""
-    arrays = {'arg:%s' % k: v.as_in_context(mx.cpu()) for k, v in arg_params.items()}
-    arrays.update({'aux:%s' % k: v.as_in_context(mx.cpu()) for k, v in aux_params.items()})
-    atomic_write(path, lambda tmp: mx.nd.save(tmp, arrays))
-
-
-def save_checkpoint(prefix, epoch, symbol, arg_params, aux_params, save_states=None):
-    """Write the checkpoint of ``epoch``; ``save_states(path)`` writes the optimizer state."""
+def save_checkpoint(prefix, epoch, symbol, arg_params, aux_params, save_states=None, spec=None):
+    """Write the checkpoint of ``epoch``; ``save_states(path)`` writes the optimizer state;
+    ``spec``: the model spec, written beside the symbol (the first checkpoint of a run)."""
     atomic_write(symbol_path(prefix), symbol.save)
+    if spec is not None:
+        model_io.write_spec(prefix, spec)
     if save_states is not None:
         atomic_write(states_path(prefix, epoch), save_states)
     save_params_file(params_path(prefix, epoch), arg_params, aux_params)
     logger.info('Saved checkpoint to "%s"', params_path(prefix, epoch))
-
-
-def saved_epochs(prefix):
-    """Epochs of the complete checkpoints of ``prefix``, ascending."""
-    epochs = []
-    for path in glob.glob(glob.escape(prefix) + '-*.params'):
-        found = _PARAMS_NAME.search(path)
-        if found and path == params_path(prefix, int(found.group(1))):
-            epochs.append(int(found.group(1)))
-    return sorted(epochs)
 
 
 def latest_epoch(prefix):
@@ -86,18 +46,4 @@ def remove_partial_files(prefix):
         logger.info('removed the unfinished file %s of an interrupted run', path)
 
 
-def load_params(prefix, epoch):
-    """(arg_params, aux_params) of ``prefix``'s checkpoint ``epoch``."""
-    path = params_path(prefix, epoch)
-    if not os.path.isfile(path):
-        epochs = saved_epochs(prefix)
-        raise CheckpointError('checkpoint not found: %s (saved epochs of this prefix: %s)'
-                              % (path, ', '.join(map(str, epochs)) or 'none'))
-    arg_params, aux_params = {}, {}
-    for key, value in mx.nd.load(path).items():
-        kind, _, name = key.partition(':')
-        if kind not in ('arg', 'aux') or not name:
-            raise CheckpointError('%s: key %r is not "arg:<name>" or "aux:<name>"; not an MXNet '
-                                  'checkpoint' % (path, key))
-        (arg_params if kind == 'arg' else aux_params)[name] = value
-    return arg_params, aux_params
+load_params = model_io.load_params

@@ -1,7 +1,8 @@
 """Command line of train.py: flags (defaults from ``train.options.TrainOptions``) -> options."""
 import argparse
-import json
 import logging
+
+from config.cli import data_shape, json_object, positive_int, report_error
 
 from .optim import LR_SCHEDULES, OPTIMIZER_ARGS
 from .options import KV_STORES, TrainOptions, default
@@ -23,24 +24,6 @@ def int_list(text):
         return tuple(int(v) for v in text.replace(' ', '').split(',') if v)
     except ValueError:
         raise argparse.ArgumentTypeError('expected comma-separated integers, got %r' % text)
-
-
-def json_object(text):
-    try:
-        value = json.loads(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError('not valid JSON (%s): %r' % (err, text))
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError('expected a JSON object {...}, got %r' % text)
-    return value
-
-
-def data_shape(text):
-    """'300' -> 300, '256,320' -> (256, 320) (height, width)."""
-    values = int_list(text)
-    if len(values) not in (1, 2) or min(values) < 1:
-        raise argparse.ArgumentTypeError('expected SIZE or HEIGHT,WIDTH, got %r' % text)
-    return values[0] if len(values) == 1 else values
 
 
 def parse_args(argv=None):
@@ -95,7 +78,7 @@ def parse_args(argv=None):
     add('--freeze', dest='freeze', help="regex of parameters kept fixed ('' for none)")
 
     schedule = p.add_argument_group('schedule and optimizer')
-    add('--batch-size', dest='batch_size', type=int, help='batch size (per worker)')
+    add('--batch-size', dest='batch_size', type=positive_int, help='batch size (per worker)')
     add('--begin-epoch', dest='begin_epoch', type=int, help='first epoch number')
     add('--end-epoch', dest='end_epoch', type=int, help='train until this many epochs')
     add('--optimizer', dest='optimizer', choices=sorted(OPTIMIZER_ARGS), help='optimizer')
@@ -125,6 +108,8 @@ def parse_args(argv=None):
     output = p.add_argument_group('output')
     add('--prefix', dest='prefix',
         help="checkpoint prefix; ending in '_' appends '<network>_<shape>'")
+    add('--overwrite', dest='overwrite', **bool_flag,
+        help='let a fresh run (no --resume) replace the checkpoints already at --prefix')
     add('--checkpoint-period', dest='checkpoint_period', type=int,
         help='save a checkpoint every N epochs (and after the last)')
     add('--frequent', dest='frequent', type=int, help='log speed and losses every N batches')
@@ -149,8 +134,7 @@ def main(argv=None):
     except TrainingDiverged as err:
         logging.error('%s', err)
         return 2
-    except (ValueError, FileNotFoundError) as err:   # bad flags or data: the message says which
+    except (ValueError, OSError) as err:   # bad flags or data: the message says which
         logging.debug('details', exc_info=True)
-        logging.error('%s', err)
-        return 1
+        return report_error(err)
     return 0

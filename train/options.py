@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
+from config import defaults
+
 VOC_NUM_CLASSES = 20
 KV_STORES = ('local', 'device', 'nccl', 'dist_sync', 'dist_device_sync', 'dist_async')
 
@@ -18,9 +20,9 @@ class TrainOptions:
     train_list: str = ''                    # .lst whose labels replace those in the .rec
     val_list: str = ''
     num_example: Optional[int] = None       # images per epoch; None: lines of the .idx
-    label_width: int = 350                  # label_pad_width of both iterators
+    label_width: int = defaults.LABEL_WIDTH  # label_pad_width of both iterators
     data_shape: Union[int, Tuple[int, int]] = 300
-    mean_pixels: Tuple[float, float, float] = (123, 117, 104)
+    mean_pixels: Tuple[float, float, float] = defaults.MEAN_PIXELS
     # ImageDetRecordIter augmentation keywords of the training data; None: cfg.train
     train_aug: Optional[dict] = None
     # keywords of those to replace (train.py --augment-overrides)
@@ -29,9 +31,9 @@ class TrainOptions:
     network: str = 'vgg16_reduced'
     num_class: int = VOC_NUM_CLASSES
     class_names: Optional[object] = None    # list, 'a,b,c' or a names file; None: VOC / class_k
-    nms_thresh: float = 0.45
-    nms_topk: int = 400
-    force_nms: bool = False
+    nms_thresh: float = defaults.NMS_THRESH
+    nms_topk: int = defaults.NMS_TOPK
+    force_nms: bool = defaults.FORCE_NMS
     min_neg_samples: int = 0
     # fields of the network's preset to override (symbol_factory.get_config keywords)
     preset_overrides: Optional[dict] = None
@@ -58,11 +60,12 @@ class TrainOptions:
     cpu: bool = False
     kv_store: str = 'local'
     # validation metric
-    overlap_thresh: float = 0.5
+    overlap_thresh: float = defaults.EVAL_IOU
     use_difficult: bool = False
     voc07: bool = True
     # output and logging
     prefix: str = 'output/exp1/ssd'         # ending in '_': + '<network>_<shape>'
+    overwrite: bool = False                 # a fresh run may replace the prefix's checkpoints
     checkpoint_period: int = 5
     frequent: int = 20
     log: str = 'train.log'                  # file name, beside the prefix; '' for none

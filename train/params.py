@@ -115,13 +115,14 @@ def default_pretrained(network, epoch):
     return prefix if os.path.isfile(params_path(prefix, epoch)) else ''
 
 
-def choose_param_source(opts, net, input_shapes):
-    """The ``ParamSource`` selected by the options (resume > finetune > pretrained > scratch)."""
+def choose_param_source(opts, prefix, net, input_shapes):
+    """The ``ParamSource`` selected by the options (resume > finetune > pretrained > scratch);
+    ``prefix``: the run's checkpoint prefix, expanded (``model_io.expand_prefix``)."""
     shapes = param_shapes(net, input_shapes)
     if opts.resume == RESUME_LAST or int(opts.resume) > 0:
-        return resume_source(opts.prefix, opts.resume, net, shapes)
+        return resume_source(prefix, opts.resume, net, shapes)
     if opts.finetune > 0:
-        return finetune_source(opts.prefix, opts.finetune, net, shapes)
+        return finetune_source(prefix, opts.finetune, net, shapes)
     pretrained = (default_pretrained(opts.network, opts.epoch) if opts.pretrained is None
                   else opts.pretrained)
     if pretrained:

@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 
 import mxnet as mx
 
-from .checkpoint import atomic_write, load_params, params_path, save_params_file
+from symbol import model_io
 
 
 @dataclass(frozen=True)
@@ -75,27 +75,21 @@ def inference_prefix(directory, recipe):
 
 
 def export_inference_model(recipe, train_prefix, epoch, directory):
-    """Write the test symbol (single ``detection`` output) and the parameters of checkpoint
-    ``epoch`` under ``inference_prefix(directory, recipe)``; returns the written paths."""
-    from symbol.symbol_factory import get_symbol
-    net = get_symbol(recipe.network, recipe.data_shape, recipe.num_class,
-                     nms_thresh=recipe.nms_thresh, **(recipe.preset_overrides or {}))
-    arg_params, aux_params = load_params(train_prefix, epoch)
-    needed = set(net.list_arguments()) | set(net.list_auxiliary_states())
+    """Write the test symbol (single ``detection`` output), the parameters of checkpoint
+    ``epoch`` and the training run's model spec under ``inference_prefix(directory,
+    recipe)``; returns the written paths."""
+    spec = model_io.read_spec(train_prefix)
+    net = model_io.inference_symbol(spec)
+    arg_params, aux_params = model_io.load_params(train_prefix, epoch)
     prefix = inference_prefix(directory, recipe)
-    symbol_file = prefix + '-symbol.json'
-    atomic_write(symbol_file, net.save)
-    save_params_file(params_path(prefix, epoch),
-                     {k: v for k, v in arg_params.items() if k in needed},
-                     {k: v for k, v in aux_params.items() if k in needed})
-    return [symbol_file, params_path(prefix, epoch)]
+    return list(model_io.export_model(prefix, epoch, net, arg_params, aux_params, spec)) \
+        + [model_io.spec_path(prefix)]
 
 
 def check_inference_model(prefix, epoch, data_shape):
     """Bind the exported model once (raises if symbol and parameters disagree)."""
-    import symbol as _registers_multibox_operators  # noqa: F401
-    net, arg_params, aux_params = mx.model.load_checkpoint(prefix, epoch)
-    mod = mx.mod.Module(net, data_names=('data',), label_names=None, context=mx.cpu())
-    mod.bind([('data', (1, 3, data_shape, data_shape))], for_training=False)
-    mod.set_params(arg_params, aux_params, allow_missing=False)
-    return mod
+    net = model_io.load_symbol(prefix)
+    arg_params, aux_params = model_io.load_params(prefix, epoch)
+    return model_io.bind_for_inference(net, arg_params, aux_params,
+                                       mx.io.DataDesc('data', (1, 3, data_shape, data_shape)),
+                                       mx.cpu(), model_io.params_path(prefix, epoch))

@@ -18,12 +18,14 @@ import time
 import mxnet as mx
 import numpy as np
 
-import symbol as _registers_multibox_operators  # noqa: F401
+from config.cli import contexts
 from config.config import cfg
+from dataset.analysis import preflight_check
+from dataset.checks import check_record_file
 from dataset.imdb import load_class_names
-from dataset.iterator import DetRecordIter
+from dataset.iterator import DetRecordIter, validation_iter
 from evaluate.eval_metric import MApMetric, VOC07MApMetric
-from evaluate.evaluate_net import expand_prefix
+from symbol import model_io
 from symbol.symbol_factory import get_symbol_train
 
 from . import checkpoint
@@ -31,7 +33,7 @@ from .history import TrainingHistory
 from .metric import MultiBoxMetric
 from .optim import make_lr_schedule, optimizer_params
 from .options import VOC_NUM_CLASSES
-from .params import choose_param_source, frozen_by_pattern
+from .params import RESUME_LAST, choose_param_source, frozen_by_pattern
 
 logger = logging.getLogger(__name__)
 
@@ -62,16 +64,12 @@ def create_kvstore(kind):
 
 
 def resolve_contexts(gpus, cpu):
-    if cpu or not gpus.strip():
-        return [mx.cpu()]
-    try:
-        ids = [int(g) for g in gpus.split(',') if g.strip()]
-    except ValueError:
-        raise ValueError('--gpus must be a comma-separated list of GPU ids, got %r' % gpus)
-    if mx.context.num_gpus() == 0:
+    """As ``config.cli.contexts``, except that --gpus on a machine without GPUs trains on the
+    CPU with a warning (train.py's original default is --gpus 0)."""
+    if not cpu and gpus.strip() and mx.context.num_gpus() == 0:
         logger.warning('--gpus %s: this MXNet build sees no GPU; training on the CPU', gpus)
-        return [mx.cpu()]
-    return [mx.gpu(i) for i in ids]
+        cpu = True
+    return contexts(gpus, cpu)
 
 
 def resolve_class_names(class_names, num_class):
@@ -87,20 +85,19 @@ def resolve_class_names(class_names, num_class):
     return names
 
 
-def count_examples(path_imgrec):
-    """Images in a record file: lines of its .idx, else its records counted."""
-    if not os.path.isfile(path_imgrec):
+def check_data(opts):
+    """Images in the training record file, after checking that the record files are whole and
+    that their labels fit the network (class ids, label width, degenerate boxes): a problem
+    stops the run here, with every bad record named, instead of as a shape error or a NaN
+    loss epochs later."""
+    if not os.path.isfile(opts.train_path):
         raise FileNotFoundError('training record file not found: %s (--train-path; prepare one '
-                                'with tools/prepare_dataset.py)' % path_imgrec)
-    index = os.path.splitext(path_imgrec)[0] + '.idx'
-    if os.path.isfile(index):
-        with open(index) as f:
-            return sum(1 for line in f if line.strip())
-    reader = mx.recordio.MXRecordIO(path_imgrec, 'r')
-    try:
-        return sum(1 for _ in iter(reader.read, None))
-    finally:
-        reader.close()
+                                'with tools/prepare_dataset.py)' % opts.train_path)
+    num_example = check_record_file(opts.train_path)
+    for path in (opts.train_path, opts.val_path):
+        if path:
+            preflight_check(path, opts.num_class, opts.label_width)
+    return num_example
 
 
 def seed_everything(seed):
@@ -174,6 +171,29 @@ def augmentation(opts):
     return aug
 
 
+def is_fresh_run(opts):
+    return not (opts.resume == RESUME_LAST or int(opts.resume) > 0 or opts.finetune > 0)
+
+
+def refuse_to_replace(prefix, opts):
+    """A fresh run would replace the checkpoints and history of an earlier one: stop unless
+    the user asked for that (``--overwrite``), and then remove the old checkpoints first."""
+    epochs = model_io.saved_epochs(prefix)
+    if not epochs or not is_fresh_run(opts):
+        return
+    if not opts.overwrite:
+        raise ValueError('%s already has checkpoints (epochs %s): pass --resume last (or '
+                         '--resume N) to continue that run, a new --prefix, or --overwrite to '
+                         'replace it' % (prefix, ', '.join(map(str, epochs))))
+    # Replaced means gone: a later --resume last must not find the old run's last epoch.
+    for epoch in epochs:
+        for path in (checkpoint.params_path(prefix, epoch), checkpoint.states_path(prefix, epoch)):
+            if os.path.isfile(path):
+                os.remove(path)
+    logger.info('--overwrite: removed the checkpoints of epochs %s of %s',
+                ', '.join(map(str, epochs)), prefix)
+
+
 # ----------------------------------------------------------------------------------- trainer
 
 class Trainer:
@@ -186,7 +206,8 @@ class Trainer:
         self.is_chief = rank == 0
         self.contexts = resolve_contexts(opts.gpus, opts.cpu)
         self.class_names = resolve_class_names(opts.class_names, opts.num_class)
-        num_example = opts.num_example or count_examples(opts.train_path)
+        num_example = check_data(opts)
+        num_example = opts.num_example or num_example
         self.epoch_size = max(1, num_example // (opts.batch_size * num_workers))
         self.train_iter = self._train_iter()
         self.val_iter = self._val_iter()
@@ -208,7 +229,7 @@ class Trainer:
             aug.update(num_parts=self.num_workers, part_index=self.rank)
         data = DetRecordIter(opts.train_path, opts.batch_size, opts.data_shape,
                              mean_pixels=opts.mean_pixels, label_pad_width=opts.label_width,
-                             path_imglist=opts.train_list, **aug)
+                             path_imglist=opts.train_list, num_classes=opts.num_class, **aug)
         if self.num_workers > 1:
             # Shards may differ by a batch; dist_sync needs the same number of steps everywhere.
             data = mx.io.ResizeIter(data, self.epoch_size)
@@ -218,9 +239,8 @@ class Trainer:
         opts = self.opts
         if not opts.val_path or not self.is_chief:
             return None
-        return DetRecordIter(opts.val_path, opts.batch_size, opts.data_shape,
-                             mean_pixels=opts.mean_pixels, label_pad_width=opts.label_width,
-                             path_imglist=opts.val_list, **cfg.valid)
+        return validation_iter(opts.val_path, opts.batch_size, opts.data_shape,
+                               opts.mean_pixels, opts.label_width, opts.val_list, opts.num_class)
 
     def _val_metric(self):
         metric_class = VOC07MApMetric if self.opts.voc07 else MApMetric
@@ -282,8 +302,9 @@ class Trainer:
         opts = self.opts
         if opts.seed is not None:
             seed_everything(opts.seed)
-        source = choose_param_source(opts, self.net, dict(self.train_iter.provide_data +
-                                                          self.train_iter.provide_label))
+        source = choose_param_source(opts, self.prefix, self.net,
+                                     dict(self.train_iter.provide_data +
+                                          self.train_iter.provide_label))
         if source.resumed:
             self.last_checkpoint = checkpoint.params_path(self.prefix, source.begin_epoch)
         if self.is_chief:
@@ -302,8 +323,13 @@ class Trainer:
             if self.num_workers > 1 and epoch + 1 == opts.end_epoch:
                 digest = self._log_digest(mod)
             record = self._end_epoch(mod, epoch, metric, val_metric, seconds, images)
+            params = self._checked_params(mod, epoch + 1) if self._saves(epoch) else None
+            # The record goes first: a run killed between the two writes resumes from the
+            # previous checkpoint and drops the record, never a checkpoint without its record.
             if history is not None:
                 history.add(record)
+            if params is not None:
+                self._save(epoch + 1, mod, *params)
         return self._summary(history, digest)
 
     def _train_epoch(self, mod, epoch, metric, speedometer):
@@ -360,8 +386,6 @@ class Trainer:
             for name, value in self._validate(mod, val_metric):
                 logger.info('Epoch[%d] Validation-%s=%f', epoch, name, value)
                 record['mAP' if name == 'mAP' else 'AP ' + name] = value
-        if self.is_chief and self._checkpoint_due(epoch):
-            self._save(mod, epoch + 1)
         return record
 
     def _current_lr(self, mod):
@@ -383,17 +407,34 @@ class Trainer:
                               [output[:keep] for output in mod.get_outputs()])
         return val_metric.get_name_value()
 
-    def _checkpoint_due(self, epoch):
+    def _saves(self, epoch):
+        """True when this process writes a checkpoint at the end of ``epoch``."""
         period = max(1, self.opts.checkpoint_period)
-        return (epoch + 1) % period == 0 or epoch + 1 == self.opts.end_epoch
+        due = (epoch + 1) % period == 0 or epoch + 1 == self.opts.end_epoch
+        return self.is_chief and due
 
-    def _save(self, mod, epoch):
+    def _checked_params(self, mod, epoch):
         arg_params, aux_params = mod.get_params()
         self._check_params_finite(dict(arg_params, **aux_params), epoch)
+        return arg_params, aux_params
+
+    def _save(self, epoch, mod, arg_params, aux_params):
         save_states = mod.save_optimizer_states if self._keeps_optimizer_state() else None
+        spec = self.model_spec() if self.last_checkpoint is None else None
         checkpoint.save_checkpoint(self.prefix, epoch, self.net, arg_params, aux_params,
-                                   save_states)
+                                   save_states, spec)
         self.last_checkpoint = checkpoint.params_path(self.prefix, epoch)
+
+    def model_spec(self):
+        """What demo/evaluate/deploy need to rebuild this network (``symbol.model_io``)."""
+        opts = self.opts
+        return model_io.make_spec(opts.network, opts.data_shape, opts.num_class,
+                                  self.class_names, opts.mean_pixels, opts.nms_thresh,
+                                  opts.nms_topk, opts.force_nms, opts.preset_overrides,
+                                  self.val_label_width())
+
+    def val_label_width(self):
+        return getattr(self.train_iter, 'label_pad_width', self.opts.label_width)
 
     def _log_digest(self, mod):
         """Digest of the learned parameters right after the last update (before validation:
@@ -416,7 +457,8 @@ def train_net(opts):
     """Train as ``opts`` (a ``TrainOptions``) says; returns a summary dict: ``prefix``,
     ``last_checkpoint``, ``epochs`` (the history records) and, for distributed runs, the
     worker's ``rank`` and parameter ``digest``."""
+    prefix = model_io.expand_prefix(opts.prefix, opts.network, opts.data_shape)
+    refuse_to_replace(prefix, opts)   # before joining a distributed run: nobody waits for us
     kvstore, rank, num_workers = create_kvstore(opts.kv_store)
-    prefix = expand_prefix(opts.prefix, opts.network, opts.data_shape)
     with training_log(log_file_path(prefix, opts.log, rank)):
         return Trainer(opts, prefix, kvstore, rank, num_workers).run()

@@ -4,6 +4,7 @@ Both layer formats are presented through :class:`LayerView`: the current ``layer
 "Convolution" }`` and the old V1 ``layers { type: CONVOLUTION }``.  Every parse failure is
 raised as :class:`CaffeError` naming the file, never as a protobuf traceback.
 """
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +47,7 @@ class LayerView:
     tops: list
     param: object
     blobs: list = field(default_factory=list)
+    unknown_field: tuple = ()   # ("file:line:col", reason) of a field caffe.proto lacks
 
     def in_test_phase(self):
         """Caffe's include/exclude rules, evaluated for the TEST phase (phase only)."""
@@ -62,14 +64,17 @@ def _v1_type_name(layer, pb):
     return V1_TYPE_NAMES.get(enum_name, enum_name)
 
 
-def layer_views(net):
-    """The layers of a NetParameter as LayerViews (new format first, then V1)."""
+def layer_views(net, unknown_fields=None):
+    """The layers of a NetParameter as LayerViews (new format first, then V1);
+    ``unknown_fields``: as returned by `read_network`."""
     pb = load_caffe_pb2()
-    views = [LayerView(l.name, l.type, list(l.bottom), list(l.top), l, list(l.blobs))
-             for l in net.layer]
+    unknown = unknown_fields or {}
+    views = [LayerView(l.name, l.type, list(l.bottom), list(l.top), l, list(l.blobs),
+                       unknown.get(("layer", i), ()))
+             for i, l in enumerate(net.layer)]
     views += [LayerView(l.name, _v1_type_name(l, pb), list(l.bottom), list(l.top), l,
-                        list(l.blobs))
-              for l in net.layers]
+                        list(l.blobs), unknown.get(("layers", i), ()))
+              for i, l in enumerate(net.layers)]
     return views
 
 
@@ -82,17 +87,94 @@ def _read_bytes(path, what):
 
 
 def read_prototxt(path):
-    """Parse a text .prototxt into a NetParameter."""
+    """Parse a text .prototxt into a NetParameter (see `read_network`)."""
+    return read_network(path)[0]
+
+
+def read_network(path):
+    """Parse a text .prototxt into (NetParameter, unknown fields by layer).
+
+    A field caffe.proto does not know is an error outside layers; inside a layer it is only
+    noted, as ``{("layer" or "layers", index): ("file:line:column", reason)}``: a layer of a type
+    this converter does not support (or one skipped in the TEST phase) may carry its own
+    settings, while in a layer that is converted it is a misspelling (``strde: 2``) that must
+    not silently give another network (see `LayerView.unknown_field`)."""
     pb = load_caffe_pb2()
     text = _read_bytes(path, "prototxt").decode("utf-8", errors="replace")
     net = pb.NetParameter()
     try:
-        # Unknown fields belong to layers this converter does not support; they are
-        # skipped here and such layers are refused by name and type later.
+        text_format.Merge(text, net)
+        return net, {}
+    except text_format.ParseError:
+        net = pb.NetParameter()
+    try:
         text_format.Merge(text, net, allow_unknown_field=True)
     except text_format.ParseError as err:
         raise CaffeError("%s: invalid prototxt: %s" % (path, err)) from None
-    return net
+    return net, _unknown_layer_fields(text, path)
+
+
+# Tokens of the protobuf text format that matter for finding message blocks: comments and
+# strings (which may contain braces), identifiers, and the two kinds of message brackets.
+_BLOCK_TOKEN = re.compile(r"""#[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|[A-Za-z_]\w*|\S""")
+_LAYER_MESSAGES = {"layer": "LayerParameter", "layers": "V1LayerParameter"}
+
+
+def _top_level_blocks(text):
+    """[(field name, start, end)] of each message at net level: ``text[start:end]`` is the
+    text between its brackets."""
+    blocks, depth, name, start = [], 0, None, 0
+    for match in _BLOCK_TOKEN.finditer(text):
+        token = match.group()
+        if token in ("{", "<"):
+            if depth == 0:
+                block_name, start = name, match.end()
+            depth += 1
+        elif token in ("}", ">"):
+            depth -= 1
+            if depth == 0:
+                blocks.append((block_name, start, match.start()))
+        elif depth == 0 and (token[0].isalpha() or token[0] == "_"):
+            name = token
+    return blocks
+
+
+def _blank(text):
+    """Spaces for everything but line breaks: parse errors keep their line and column."""
+    return re.sub(r"[^\n]", " ", text)
+
+
+def _strict_parse_error(text, message):
+    try:
+        text_format.Merge(text, message)
+    except text_format.ParseError as err:
+        return err
+    return None
+
+
+def _unknown_layer_fields(text, path):
+    pb = load_caffe_pb2()
+    layer_blocks = [b for b in _top_level_blocks(text) if b[0] in _LAYER_MESSAGES]
+    net_level = text
+    for _, start, end in reversed(layer_blocks):
+        net_level = net_level[:start] + _blank(net_level[start:end]) + net_level[end:]
+    err = _strict_parse_error(net_level, pb.NetParameter())
+    if err is not None:
+        raise CaffeError("%s: %s" % _located(path, err))
+    unknown, counts = {}, {}
+    for kind, start, end in layer_blocks:
+        index = counts[kind] = counts.get(kind, -1) + 1
+        err = _strict_parse_error(_blank(text[:start]) + text[start:end],
+                                  getattr(pb, _LAYER_MESSAGES[kind])())
+        if err is not None:
+            unknown[(kind, index)] = _located(path, err)
+    return unknown
+
+
+def _located(path, parse_error):
+    """("file:line:column", reason) of a text_format ParseError."""
+    return ("%s:%d:%d" % (path, parse_error.GetLine(), parse_error.GetColumn()),
+            str(parse_error).split(" : ", 1)[-1].rstrip("."))
 
 
 def _parse_binary(message, data, path, what):

@@ -7,6 +7,8 @@ use.  The result saves as ``<prefix>-symbol.json`` / ``<prefix>-0001.params`` fo
 must be imported before such a model is loaded).
 """
 import logging
+import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -15,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .caffe_io import (CaffeError, declared_inputs, layer_views, read_caffemodel,
-                       read_prototxt, strip_leading_ones, weights_by_layer)
+                       read_network, strip_leading_ones, weights_by_layer)
 from .layers import (IMAGE_CHANNEL_PARAM_TYPES, IMAGE_CONSUMER_TYPES, IMAGE_PASSTHROUGH_TYPES,
                      IMAGE_SHAPE_READER_TYPES, LAYER_HANDLERS, Blob, mx_name)
 
@@ -26,6 +28,7 @@ DEFAULT_EPOCH = 1          # the original converter saved epoch 1
 DATA_LAYER_TYPES = ("Data", "ImageData", "AnnotatedData", "MemoryData", "HDF5Data",
                     "WindowData", "DummyData", "VideoData")
 BGR_CHANNELS = 3
+MAX_TENSOR_SIZE = 2 ** 31   # MXNet 1.9 wheels index tensors with int32
 CONFIDENT_SCORE = 0.5  # above it a prior can hold one class only, so both runtimes agree
 
 
@@ -49,7 +52,16 @@ class ConvertedModel:
             raise CaffeError("no weights were converted for %s" % ", ".join(missing))
         mx.model.save_checkpoint(prefix, epoch, self.symbol, _to_nd(self.arg_params),
                                  _to_nd(self.aux_params))
+        self.save_spec(prefix)
         return "%s-symbol.json" % prefix, "%s-%04d.params" % (prefix, epoch)
+
+    def save_spec(self, prefix):
+        """An SSD also gets its model spec ``<prefix>-model.json`` (input size, class count,
+        NMS settings), so demo.py / evaluate.py need only --prefix and --epoch."""
+        from symbol import model_io
+        spec = model_io.saved_graph_spec(self.symbol, self.input_shapes["data"][2:])
+        if spec is not None:
+            model_io.write_spec(prefix, spec)
 
     def forward(self, output=None, **inputs):
         """Run the converted network on numpy inputs (keyed by MXNet input name); returns
@@ -65,21 +77,31 @@ class ConvertedModel:
         return [out.asnumpy() for out in executor.forward(is_train=False)]
 
 
+def mxnet_reason(err):
+    """The line of an MXNetError that says what is wrong: the last one, without the frame of
+    an operator library's "Extension Traceback" or the "MXNetError: " prefix."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    reason = lines[-1] if lines else type(err).__name__
+    reason = re.sub(r"^\[\d+\] \S+\[\d+\]: ", "", reason)
+    return re.sub(r"^MXNetError: ", "", reason)
+
+
 def _to_nd(params):
     return {name: mx.nd.array(value, dtype=np.float32) for name, value in params.items()}
 
 
 def _multibox_ops():
-    """mx.sym after the project's MultiBox operators are registered (by ``import symbol``)."""
+    """mx.sym after the project's MultiBox operators are registered."""
     try:
-        import symbol  # noqa: F401  (the import registers MultiBoxPrior/MultiBoxDetection)
+        from symbol import operators
+        operators.load()
     except Exception as err:  # the operator library may fail to build or load
-        raise CaffeError("the project's MultiBox operators are unavailable: 'import symbol' "
-                         "failed: %s" % err) from None
+        raise CaffeError("the project's MultiBox operators are unavailable: "
+                         "symbol.operators.load() failed: %s" % err) from None
     for name in ("MultiBoxPrior", "MultiBoxDetection"):
         if not hasattr(mx.sym, name):
             raise CaffeError("the project's operator %s is not registered "
-                             "(import symbol did not provide it)" % name)
+                             "(symbol.operators.load() did not provide it)" % name)
     return mx.sym
 
 
@@ -88,16 +110,17 @@ class Converter:
 
     MAX_ANCHORS_PER_CELL = 64  # kMaxPriorShapes of operator/multibox_params.h
 
-    def __init__(self, net, weights=None, swap_rgb=True, input_scale=1.0):
+    def __init__(self, net, weights=None, swap_rgb=True, input_scale=1.0, unknown_fields=None):
         """net: parsed prototxt (NetParameter); weights: layer name -> list of arrays, or
         None to build the symbol alone; swap_rgb: reorder the first convolution's input
         channels so the model takes RGB; input_scale: Caffe's transform scale, folded into
-        that convolution so the model takes unscaled (mean-subtracted) pixels."""
+        that convolution so the model takes unscaled (mean-subtracted) pixels;
+        unknown_fields: from `read_network`, refused in the layers that are converted."""
         self.weights = weights
         self.swap_rgb = swap_rgb
         self.input_scale = float(input_scale)
         self.declared_inputs = declared_inputs(net)
-        self.layers = [view for view in layer_views(net) if view.in_test_phase()]
+        self.layers = [view for view in layer_views(net, unknown_fields) if view.in_test_phase()]
         self.blobs = {}
         self.model = ConvertedModel(symbol=None)
         self.swapped_layers = []
@@ -249,6 +272,11 @@ class Converter:
         first = not self.model.input_shapes
         name = IMAGE_INPUT_NAME if first else mx_name(caffe_name)
         shape = tuple(int(d) for d in shape)
+        # checked here: MXNet refuses an input of 2^31 values with a bare Exception
+        if not shape or min(shape) < 1 or math.prod(shape) >= MAX_TENSOR_SIZE:
+            raise CaffeError("input '%s' has shape %s: each dimension must be >= 1 and the "
+                             "tensor hold fewer than 2^31 values (MXNet's limit)"
+                             % (caffe_name, shape))
         self.model.input_shapes[name] = shape
         is_image = first and len(shape) == 4 and (shape[1] == BGR_CHANNELS
                                                   or self.input_scale != 1)
@@ -280,6 +308,7 @@ class Converter:
 
     def _convert_layer(self, layer):
         if layer.type == "Input":
+            self._refuse_unknown_field(layer)
             self._add_input_layer(layer)
             return
         if layer.type in DATA_LAYER_TYPES:
@@ -289,16 +318,28 @@ class Converter:
         if handler is None:
             raise CaffeError("layer '%s' has unsupported type '%s' (supported: %s)"
                              % (layer.name, layer.type, ", ".join(sorted(LAYER_HANDLERS))))
+        self._refuse_unknown_field(layer)
         bottoms = [self._bottom(layer, name) for name in layer.bottoms]
         self._check_image_consumer(layer, bottoms)
         try:
             outputs = handler(self, layer, bottoms)
         except mx.base.MXNetError as err:
-            self.fail(layer, "MXNet rejects it: %s" % str(err).strip().splitlines()[0])
+            self.fail(layer, "MXNet rejects it: %s" % mxnet_reason(err))
         if len(outputs) != len(layer.tops):
             self.fail(layer, "produces %d output(s) but declares %d top(s)"
                       % (len(outputs), len(layer.tops)))
+        for top, output in zip(layer.tops, outputs):
+            if math.prod(output.shape) >= MAX_TENSOR_SIZE:
+                self.fail(layer, "its output '%s' %s holds 2^31 values or more (MXNet's limit)"
+                          % (top, tuple(output.shape)))
         self.blobs.update(zip(layer.tops, outputs))
+
+    def _refuse_unknown_field(self, layer):
+        # converting without the setting would give a different network than Caffe's
+        if layer.unknown_field:
+            where, reason = layer.unknown_field
+            raise CaffeError("%s: layer '%s' (%s): %s (misspelt, or not a setting of this "
+                             "layer type)" % (where, layer.name, layer.type, reason))
 
     def _output_symbol(self):
         if not self._outputs:
@@ -309,9 +350,10 @@ class Converter:
 
 def convert(prototxt, caffemodel=None, swap_rgb=True, input_scale=1.0, progress=False):
     """Convert files; without ``caffemodel`` only the symbol is built (no parameters)."""
-    net = read_prototxt(prototxt)
+    net, unknown_fields = read_network(prototxt)
     weights = None
     if caffemodel is not None:
         weights = weights_by_layer(read_caffemodel(caffemodel), caffemodel)
-    converter = Converter(net, weights, swap_rgb=swap_rgb, input_scale=input_scale)
+    converter = Converter(net, weights, swap_rgb=swap_rgb, input_scale=input_scale,
+                          unknown_fields=unknown_fields)
     return converter.convert(progress=progress)

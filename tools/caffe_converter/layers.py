@@ -124,7 +124,7 @@ def convert_convolution(ctx, layer, bottoms):
     p = layer.param.convolution_param
     geometry = _conv_geometry(ctx, layer, p)
     in_channels, group = bottom.shape[1], p.group
-    if in_channels % group or p.num_output % group:
+    if group < 1 or in_channels % group or p.num_output % group:
         ctx.fail(layer, "group %d does not divide %d input / %d output channels"
                  % (group, in_channels, p.num_output))
     deconv = layer.type == "Deconvolution"
@@ -192,6 +192,8 @@ def convert_pooling(ctx, layer, bottoms):
         ctx.fail(layer, "kernel_size (or kernel_h/kernel_w) is required")
     pad = (p.pad_h, p.pad_w) if has("pad_h") or has("pad_w") else (p.pad,) * 2
     stride = (p.stride_h, p.stride_w) if has("stride_h") else (p.stride,) * 2
+    if not all(stride):
+        ctx.fail(layer, "stride must be >= 1, got %s" % (stride,))
     convention = _pooling_convention(ctx, layer, bottom.shape[2:], kernel, pad, stride)
     sym = mx.sym.Pooling(bottom.sym, kernel=kernel, stride=stride, pad=pad,
                          pool_type=POOL_TYPES[p.pool], pooling_convention=convention,
@@ -492,6 +494,21 @@ def convert_normalize(ctx, layer, bottoms):
     return [_tensor(sym, ctx)]
 
 
+def _check_prior_values(ctx, layer, p):
+    """Caffe's own PriorBox checks: sizes, ratios, steps and variances positive (and finite),
+    so that a bad value is refused by name rather than dividing by zero."""
+    positive = {"min_size": p.min_size, "max_size": p.max_size,
+                "aspect_ratio": p.aspect_ratio, "variance": p.variance}
+    positive.update((name, [getattr(p, name)]) for name in
+                    ("step", "step_h", "step_w", "img_size", "img_h", "img_w") if p.HasField(name))
+    for name, values in positive.items():
+        bad = [v for v in values if not (math.isfinite(v) and v > 0)]
+        if bad:
+            ctx.fail(layer, "%s must be positive, got %g" % (name, bad[0]))
+    if not math.isfinite(p.offset):
+        ctx.fail(layer, "offset must be finite, got %g" % p.offset)
+
+
 def _aspect_ratios(p):
     """Caffe's list: 1 first, then each new ratio (and its inverse when flip)."""
     ratios = [1.0]
@@ -557,6 +574,7 @@ def convert_prior_box(ctx, layer, bottoms):
         ctx.fail(layer, "expects 2 bottoms (feature map, image), got %d" % len(bottoms))
     feature, image = bottoms
     p = layer.param.prior_box_param
+    _check_prior_values(ctx, layer, p)
     image_hw = _prior_image_size(p, image.shape)
     feature_hw = feature.shape[2:4]
     # MultiBoxPrior scales widths by the feature map's H/W; Caffe by the image's.
