@@ -5,6 +5,8 @@ final validation mAP (VOC07 11-point) against the goal (mAP >= 0.9 within 15 min
     python -m bench.train                       # the demo model's recipe
     python -m bench.train --epochs 5            # a shorter run
     python -m bench.train --export model        # also write the demo model files into model/
+    python -m bench.train --synthetic-settings '{"photo_empty_prob": 0, "photo_background_prob": 0}'
+                                                # the dataset without real photographs
 
 The training command it runs is printed first; model/README.md quotes it.  Timings depend
 on what else the machine runs: the load average before and after is printed with them.
@@ -24,6 +26,7 @@ from config.threads import set_default_threads  # noqa: E402
 set_default_threads()
 import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 
+from config.cli import json_object  # noqa: E402
 from train.history import curves_path  # noqa: E402
 from train.recipes import (DEMO, check_inference_model, export_inference_model,  # noqa: E402
                            inference_prefix, recipe_argv)
@@ -40,18 +43,30 @@ def parse_args(argv=None):
     p.add_argument('--prefix', default=os.path.join('output', 'bench', 'ssd_'),
                    help="checkpoint prefix ('_' at the end appends network and shape)")
     p.add_argument('--epochs', type=int, default=DEMO.epochs, help='training epochs')
+    p.add_argument('--num-train', type=int, default=DEMO.num_train,
+                   help='synthetic training images (a shorter pilot run: fewer)')
+    p.add_argument('--synthetic-settings', type=json_object, default=DEMO.synthetic_settings,
+                   help='JSON object overriding dataset.synthetic.SETTINGS (e.g. the photo_* '
+                        'fractions)')
     p.add_argument('--export', metavar='DIR',
                    help='write the inference model (symbol, params) into DIR afterwards')
     p.add_argument('--progress', action=argparse.BooleanOptionalAction, default=True,
                    help='progress bars while generating the dataset')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    from dataset.synthetic import settings_with
+    try:
+        settings_with(args.synthetic_settings)
+    except ValueError as err:
+        p.error('--synthetic-settings: %s' % err)
+    return args
 
 
-def prepare_data(data_dir, progress):
+def prepare_data(data_dir, num_train, settings, progress):
     from dataset import synthetic
     tic = time.time()
-    info = synthetic.prepare(data_dir, num_train=DEMO.num_train, num_val=DEMO.num_val,
-                             seed=DEMO.data_seed, data_shape=DEMO.data_shape, progress=progress)
+    info = synthetic.prepare(data_dir, num_train=num_train, num_val=DEMO.num_val,
+                             seed=DEMO.data_seed, data_shape=DEMO.data_shape, progress=progress,
+                             settings=settings)
     return info, time.time() - tic
 
 
@@ -65,7 +80,7 @@ def report(summary, wall_seconds, loads):
     final = epochs[-1]
     lines = [
         'network %s, input %d, %d train / %d val images, %d epochs' % (
-            DEMO.network, DEMO.data_shape, DEMO.num_train, DEMO.num_val, len(epochs)),
+            DEMO.network, DEMO.data_shape, summary['num_train'], DEMO.num_val, len(epochs)),
         'training wall time   %.1f s (%.1f min; goal <= %.0f min)' % (
             wall_seconds, wall_seconds / 60, GOAL_MINUTES),
         'time per epoch       %.1f s (mean of the epochs\' training passes)' % (
@@ -84,7 +99,8 @@ def report(summary, wall_seconds, loads):
 
 def main(argv=None):
     args = parse_args(argv)
-    info, prepare_seconds = prepare_data(args.data_dir, args.progress)
+    info, prepare_seconds = prepare_data(args.data_dir, args.num_train,
+                                         args.synthetic_settings, args.progress)
     print('dataset ready in %.1f s: %s' % (prepare_seconds, info['root']), flush=True)
     # a benchmark run starts afresh each time: replace the previous run's checkpoints
     argv = recipe_argv(DEMO, info, args.prefix, args.epochs) + ['--overwrite']
@@ -96,7 +112,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
     load_before = load_average()
     tic = time.time()
-    summary = train_net(options_from_args(parse_train_args(argv)))
+    summary = dict(train_net(options_from_args(parse_train_args(argv))),
+                   num_train=info['num_train'])
     wall_seconds = time.time() - tic
     print('\n' + report(summary, wall_seconds, (load_before, load_average())))
     if args.export:

@@ -6,8 +6,12 @@ side (small ones less often than large ones), in random colours that stand out f
 local background, on textured backgrounds (smooth colour fields, stripes or speckle, clutter
 lines, pixel noise).  Larger shapes are drawn
 first and later ones may cover up to 30% of an earlier one's box.  About 5% of the images have
-no objects.  Everything is a function of (seed, split, image number), so a dataset is
-reproducible and any image can be regenerated alone.
+no objects.  In the training split, some images show the shapes over a crop of a real
+photograph instead, and some are object-free photo crops (`dataset.photos`; the held-out photos
+are never used), so that a shapes model learns that photographs are background; the
+validation split has no photos (the same images as generator version 1).  Everything is a
+function of (seed, split, image number), so a dataset is reproducible and any image can be
+regenerated alone.
 
 `generate` writes a VOC-format tree (JPEGImages, Annotations, ImageSets/Main/{train,val}.txt);
 `prepare` also packs both splits into RecordIO for `DetRecordIter`.
@@ -22,6 +26,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from . import photos
 from .imdb import NAMES_DIR, load_class_names
 from .pascal_voc import VocDirectory
 from .prepare import prepare_imdb
@@ -29,7 +34,7 @@ from .prepare import prepare_imdb
 NAMES_FILE = os.path.join(NAMES_DIR, 'synthetic.names')
 CLASSES = load_class_names(NAMES_FILE)
 SPLITS = ('train', 'val')
-GENERATOR_VERSION = 1  # bump when the drawing changes, so cached trees are regenerated
+GENERATOR_VERSION = 2  # bump when the drawing changes, so cached trees are regenerated
 
 # The difficulty of the task, in one place.
 SETTINGS = dict(
@@ -55,10 +60,26 @@ SETTINGS = dict(
     noise_sigma=(2.0, 10.0),
     blur_prob=0.3,
     jpeg_quality=90,
+    # Real photographs (dataset.photos.TRAIN).  Drawn from a separate random stream, so with
+    # both probabilities 0 (or outside photo_splits) every image is as in generator version 1.
+    photo_splits=('train',),          # splits that use photos: validation measures the shapes
+    photo_empty_prob=0.15,            # object-free crop of a photo
+    photo_background_prob=0.25,       # the shapes drawn over a crop of a photo
+    photo_crop_scale=(0.3, 1.0),      # crop's shorter side / photo's shorter side
 )
 
 
-def _unit_polygon(name, rng):
+def settings_with(overrides=None):
+    """SETTINGS with `overrides` (a dict of some of its keys) applied; an unknown key is an
+    error naming it."""
+    unknown = sorted(set(overrides or {}) - set(SETTINGS))
+    if unknown:
+        raise ValueError('unknown synthetic setting(s) %s (known: %s)'
+                         % (', '.join(unknown), ', '.join(SETTINGS)))
+    return dict(SETTINGS, **(overrides or {}))
+
+
+def _unit_polygon(name, rng, s):
     """Vertices of a shape centred at 0 with radius about 1."""
     if name == 'circle':
         angles = np.linspace(0, 2 * np.pi, 48, endpoint=False)
@@ -69,16 +90,16 @@ def _unit_polygon(name, rng):
         angles = np.radians([-90, 30, 150])
         return np.stack([np.cos(angles), np.sin(angles)], 1)
     if name == 'cross':
-        t = rng.uniform(*SETTINGS['cross_arm_halfwidth'])
+        t = rng.uniform(*s['cross_arm_halfwidth'])
         return np.array([[-t, -1], [t, -1], [t, -t], [1, -t], [1, t], [t, t], [t, 1], [-t, 1],
                          [-t, t], [-1, t], [-1, -t], [-t, -t]], float)
     raise ValueError('no drawing for synthetic class %r' % name)
 
 
-def _shape_polygon(name, box_side, rng):
+def _shape_polygon(name, box_side, rng, s):
     """A stretched, rotated shape whose box has longer side `box_side`, centred at 0."""
-    stretch = math.exp(rng.uniform(-1, 1) * math.log(SETTINGS['max_aspect_stretch']))
-    points = _unit_polygon(name, rng) * [math.sqrt(stretch), 1 / math.sqrt(stretch)]
+    stretch = math.exp(rng.uniform(-1, 1) * math.log(s['max_aspect_stretch']))
+    points = _unit_polygon(name, rng, s) * [math.sqrt(stretch), 1 / math.sqrt(stretch)]
     angle = rng.uniform(0, 2 * np.pi)
     rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     points = points @ rotation.T
@@ -93,8 +114,7 @@ def _hsv_colour(rng, saturation, value):
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
 
 
-def _background(rng, height, width):
-    s = SETTINGS
+def _background(rng, height, width, s):
     cells = rng.integers(s['background_cells'][0], s['background_cells'][1] + 1, size=2)
     grid = np.stack([[_hsv_colour(rng, s['background_saturation'], s['background_value'])
                       for _ in range(cells[1])] for _ in range(cells[0])])
@@ -124,17 +144,17 @@ def _overlap_area(a, b):
     return iw * ih if iw > 0 and ih > 0 else 0.0
 
 
-def _place(polygon, placed, rng, height, width):
+def _place(polygon, placed, rng, height, width, s):
     """Translate `polygon` to a random spot inside the image (1 pixel margin) where, drawn on
     top, it leaves every earlier box at most `max_box_covered` hidden (counting what earlier
     shapes already cover).  `placed` holds [box, covered area] and is updated; returns the
     moved polygon and its box, or None if no spot is found."""
     low, high = polygon.min(0), polygon.max(0)
-    for _ in range(SETTINGS['placement_trials']):
+    for _ in range(s['placement_trials']):
         centre = rng.uniform(1 - low, [width - 1, height - 1] - high)
         box = np.concatenate([low + centre, high + centre])
         overlaps = [_overlap_area(box, other) for other, _ in placed]
-        if all(covered + overlap <= SETTINGS['max_box_covered'] * _area(other)
+        if all(covered + overlap <= s['max_box_covered'] * _area(other)
                for (other, covered), overlap in zip(placed, overlaps)):
             for entry, overlap in zip(placed, overlaps):
                 entry[1] += overlap
@@ -147,50 +167,69 @@ def _area(box):
     return (box[2] - box[0]) * (box[3] - box[1])
 
 
-def _contrasting_colour(image, box, rng):
+def _contrasting_colour(image, box, rng, s):
     x1, y1, x2, y2 = (int(v) for v in box)
     under = image[y1:y2 + 1, x1:x2 + 1].reshape(-1, 3).mean(0)
     best, best_distance = None, -1.0
-    for _ in range(SETTINGS['colour_trials']):
+    for _ in range(s['colour_trials']):
         colour = _hsv_colour(rng, (0.5, 1.0), (0.35, 1.0))
         distance = float(np.linalg.norm(colour - under))
-        if distance >= SETTINGS['min_colour_distance']:
+        if distance >= s['min_colour_distance']:
             return colour
         if distance > best_distance:
             best, best_distance = colour, distance
     return best
 
 
-def _draw(image, points, colour, rng):
+def _draw(image, points, colour, rng, s):
     fixed = np.round(points * 16).astype(np.int32)  # 4 fractional bits: sub-pixel edges
     cv2.fillPoly(image, [fixed], colour.tolist(), cv2.LINE_AA, shift=4)
-    if rng.random() < SETTINGS['outline_prob']:
+    if rng.random() < s['outline_prob']:
         edge = np.clip(colour * rng.choice([0.4, 1.6]), 0, 255)
         cv2.polylines(image, [fixed], True, edge.tolist(), int(rng.integers(1, 3)), cv2.LINE_AA,
                       shift=4)
 
 
-def render_image(seed, split, number, data_shape=300):
-    """(RGB uint8 image, [(class name, xmin, ymin, xmax, ymax) in pixels]) for one image."""
-    s = SETTINGS
+def _photo_use(rng, split, s):
+    """None, 'empty' (an object-free photo crop) or 'background' (shapes over one)."""
+    if split not in s['photo_splits']:
+        return None
+    draw = rng.random()
+    if draw < s['photo_empty_prob']:
+        return 'empty'
+    return 'background' if draw < s['photo_empty_prob'] + s['photo_background_prob'] else None
+
+
+def render_image(seed, split, number, data_shape=300, settings=None):
+    """(RGB uint8 image, [(class name, xmin, ymin, xmax, ymax) in pixels]) for one image;
+    `settings`: overrides of SETTINGS."""
+    s = settings_with(settings)
     rng = np.random.default_rng([seed, SPLITS.index(split), number])
+    photo_rng = np.random.default_rng([seed, SPLITS.index(split), number, 1])
+    photo_use = _photo_use(photo_rng, split, s)
     jitter = s['image_side_jitter']
     height, width = (int(round(data_shape * rng.uniform(1 - jitter, 1 + jitter))) for _ in range(2))
+    if photo_use:
+        background = photos.random_crop(photo_rng, height, width, scale=s['photo_crop_scale'])
+    else:
+        background = _background(rng, height, width, s)
     # uint8 while drawing: OpenCV anti-aliases only 8-bit images
-    image = np.clip(_background(rng, height, width), 0, 255).astype(np.uint8)
+    image = np.clip(background, 0, 255).astype(np.uint8)
     count = 0 if rng.random() < s['empty_image_prob'] else rng.choice(
         s['objects_per_image'], p=np.array(s['objects_weights']) / sum(s['objects_weights']))
+    if photo_use == 'empty':
+        count = 0
     power = s['object_scale_power']
     low, high = (v * min(height, width) for v in s['object_scale'])
     sides = sorted(rng.uniform(low ** power, high ** power, count) ** (1 / power), reverse=True)
     objects, placed = [], []
     for side in sides:
         name = CLASSES[rng.integers(len(CLASSES))]
-        spot = _place(_shape_polygon(name, side, rng), placed, rng, height, width)
+        spot = _place(_shape_polygon(name, side, rng, s), placed, rng, height, width, s)
         if spot is None:
             continue
         points, box = spot
-        _draw(image, points, _contrasting_colour(image, box, rng), rng)
+        _draw(image, points, _contrasting_colour(image, box, rng, s), rng, s)
         objects.append((name,) + tuple(float(v) for v in box))
     if rng.random() < s['blur_prob']:
         image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.0))
@@ -222,21 +261,23 @@ def voc_xml(filename, width, height, objects):
     return ET.tostring(root, encoding='unicode')
 
 
-def _write_image(root, seed, split, number, data_shape):
-    image, objects = render_image(seed, split, number, data_shape)
+def _write_image(root, seed, split, number, data_shape, settings):
+    image, objects = render_image(seed, split, number, data_shape, settings)
     name = image_id(split, number)
     cv2.imwrite(os.path.join(root, 'JPEGImages', name + '.jpg'), image[:, :, ::-1],
-                [cv2.IMWRITE_JPEG_QUALITY, SETTINGS['jpeg_quality']])
+                [cv2.IMWRITE_JPEG_QUALITY, settings['jpeg_quality']])
     with open(os.path.join(root, 'Annotations', name + '.xml'), 'w') as f:
         f.write(voc_xml(name + '.jpg', image.shape[1], image.shape[0], objects))
 
 
 def generate(out_dir, num_train=1000, num_val=200, seed=0, data_shape=300, num_threads=None,
-             progress=True):
-    """Write the VOC-format tree under `out_dir`; an existing tree made with the same settings
-    is kept as it is.  Returns `out_dir`."""
+             progress=True, settings=None):
+    """Write the VOC-format tree under `out_dir` (`settings`: overrides of SETTINGS); an
+    existing tree made with the same settings is kept as it is.  Returns `out_dir`."""
+    settings = settings_with(settings)
     manifest = dict(version=GENERATOR_VERSION, num_train=num_train, num_val=num_val, seed=seed,
-                    data_shape=data_shape, classes=CLASSES, settings=SETTINGS)
+                    data_shape=data_shape, classes=CLASSES, settings=settings,
+                    photos=list(photos.TRAIN))
     manifest_path = os.path.join(out_dir, 'synthetic.json')
     if _read_json(manifest_path) == json.loads(json.dumps(manifest)):
         return out_dir
@@ -246,7 +287,8 @@ def generate(out_dir, num_train=1000, num_val=200, seed=0, data_shape=300, num_t
         os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
     jobs = [(split, n) for split, count in zip(SPLITS, (num_train, num_val)) for n in range(count)]
     with ThreadPoolExecutor(num_threads or os.cpu_count() or 1) as pool:
-        drawn = pool.map(lambda job: _write_image(out_dir, seed, job[0], job[1], data_shape), jobs)
+        drawn = pool.map(lambda job: _write_image(out_dir, seed, job[0], job[1], data_shape,
+                                                  settings), jobs)
         list(tqdm(drawn, total=len(jobs), desc='drawing synthetic images', unit='img',
                   disable=not progress))
     for split, count in zip(SPLITS, (num_train, num_val)):
@@ -272,11 +314,12 @@ def load_split(root, split):
 
 
 def prepare(out_dir, num_train=1000, num_val=200, seed=0, data_shape=300, num_threads=None,
-            progress=True):
-    """Generate the dataset under `out_dir` and pack `train` (shuffled) and `val` into
-    `<out_dir>/<split>.{rec,idx,lst}`.  Returns the paths, `class_names`, `root`, the image
-    counts and `label_width` (the label_pad_width fitting both splits)."""
-    generate(out_dir, num_train, num_val, seed, data_shape, num_threads, progress)
+            progress=True, settings=None):
+    """Generate the dataset under `out_dir` (`settings`: overrides of SETTINGS) and pack
+    `train` (shuffled) and `val` into `<out_dir>/<split>.{rec,idx,lst}`.  Returns the paths,
+    `class_names`, `root`, the image counts and `label_width` (the label_pad_width fitting both
+    splits)."""
+    generate(out_dir, num_train, num_val, seed, data_shape, num_threads, progress, settings)
     info = dict(root=os.path.abspath(out_dir), class_names=list(CLASSES), names_file=NAMES_FILE)
     widths = []
     for split in SPLITS:

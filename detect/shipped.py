@@ -28,3 +28,26 @@ def fallback_settings(model=None):
     model.pop('prefix')
     model.pop('epoch')
     return model
+
+
+# What demo.py prints when it runs the shipped model, so that nobody mistakes it for a real
+# detector on their photographs.
+SHIPPED_NOTICE = ('note: this is the shipped demo model, trained on synthetic images: it '
+                  'detects only four synthetic shapes (circle, square, triangle, cross), not '
+                  'real objects. For a real model unpack a released mxnet-ssd VOC model into '
+                  'model/ and run e.g. python demo.py --network vgg16_reduced --images '
+                  'photo.jpg (models: detect/README.md).')
+
+
+def shipped_prefix():
+    """The checkpoint prefix of the shipped model (model/ssd_mobilenet_0.25_224)."""
+    return '%s%s_%d' % (SHIPPED_MODEL['prefix'], SHIPPED_MODEL['network'],
+                        SHIPPED_MODEL['data_shape'])
+
+
+def shipped_model_notice(prefix):
+    """SHIPPED_NOTICE when ``prefix`` (the checkpoint prefix a run loads) is the shipped
+    model's, else None."""
+    if os.path.abspath(prefix) == os.path.abspath(shipped_prefix()):
+        return SHIPPED_NOTICE
+    return None

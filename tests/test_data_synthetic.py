@@ -1,5 +1,6 @@
 """The synthetic shapes dataset: fast to prepare, deterministic, labels that match the drawn
-shapes, and the variety it promises (classes, scales, overlaps, empty images)."""
+shapes, and the variety it promises (classes, scales, overlaps, empty images, real-photo
+backgrounds and negatives from the training photos only)."""
 import os
 import time
 
@@ -7,11 +8,13 @@ import numpy as np
 import pytest
 
 from config.config import cfg
-from dataset import synthetic
+from dataset import photos, synthetic
 from dataset.imdb import load_class_names, read_imglist
 from dataset.iterator import DetRecordIter
 
 NUM_TRAIN, NUM_VAL = 240, 60
+SETTINGS = synthetic.SETTINGS
+NO_PHOTOS = dict(photo_empty_prob=0.0, photo_background_prob=0.0)
 
 
 @pytest.fixture(scope='module')
@@ -55,7 +58,10 @@ def test_dataset_has_the_promised_variety(prepared):
     counts = np.bincount(np.concatenate([l[:, 0] for l in labels]).astype(int), minlength=4)
     assert len(counts) == 4 and counts.min() > 0.15 * counts.sum()
     empty = sum(len(l) == 0 for l in labels)
-    assert 1 <= empty <= 0.12 * NUM_TRAIN
+    # 15% object-free photo crops, plus 5% of the rest without objects
+    expected = (SETTINGS['photo_empty_prob'] +
+                (1 - SETTINGS['photo_empty_prob']) * SETTINGS['empty_image_prob'])
+    assert 0.6 * expected * NUM_TRAIN <= empty <= 1.5 * expected * NUM_TRAIN
     sizes = np.array([r.size for r in imdb.records])
     assert len(set(map(tuple, sizes))) > 50 and sizes.min() >= 270 and sizes.max() <= 330
 
@@ -107,7 +113,7 @@ def test_boxes_are_tight_around_the_drawn_shapes(monkeypatch):
     background span exactly the labelled box (to a pixel)."""
     plain = dict(background_cells=(1, 1), texture_amplitude=(0.0, 0.0), clutter_lines=(0, 0),
                  noise_sigma=(0.0, 0.0), blur_prob=0.0, outline_prob=0.0, empty_image_prob=0.0,
-                 objects_per_image=(1,), objects_weights=(1,))
+                 objects_per_image=(1,), objects_weights=(1,), **NO_PHOTOS)
     for key, value in plain.items():
         monkeypatch.setitem(synthetic.SETTINGS, key, value)
     seen = set()
@@ -119,3 +125,64 @@ def test_boxes_are_tight_around_the_drawn_shapes(monkeypatch):
         np.testing.assert_allclose(drawn, box, atol=2)  # anti-aliased edges bleed a pixel
         seen.add(name)
     assert seen == set(synthetic.CLASSES)
+
+
+def test_without_photos_every_image_is_as_before_and_validation_never_has_photos():
+    """Photos come from a random stream of their own: switching them off gives back the images
+    of generator version 1 (checked once against it), and validation images never change."""
+    for number in range(6):
+        val = synthetic.render_image(0, 'val', number, 224)[0]
+        np.testing.assert_array_equal(
+            val, synthetic.render_image(0, 'val', number, 224, NO_PHOTOS)[0])
+    photo_train = [synthetic.render_image(0, 'train', n, 224)[0] for n in range(12)]
+    plain_train = [synthetic.render_image(0, 'train', n, 224, NO_PHOTOS)[0] for n in range(12)]
+    changed = sum(not (a.shape == b.shape and np.array_equal(a, b))
+                  for a, b in zip(photo_train, plain_train))
+    assert 1 <= changed <= 10  # 12 images, 40% use a photo
+
+
+def test_photo_images_use_training_photos_only(monkeypatch):
+    used = []
+    real_load = photos.load_photo
+    monkeypatch.setattr(photos, 'load_photo', lambda name: used.append(name) or real_load(name))
+    settings = dict(photo_empty_prob=0.5, photo_background_prob=0.5)
+    empty = 0
+    for number in range(40):
+        image, objects = synthetic.render_image(2, 'train', number, 160, settings)
+        empty += not objects
+        assert image.dtype == np.uint8 and image.ndim == 3
+    assert len(used) == 40 and set(used) <= set(photos.TRAIN) and len(set(used)) >= 5
+    assert not set(used) & set(photos.HELD_OUT)
+    assert 10 <= empty <= 30
+    val_objects = [synthetic.render_image(2, 'val', n, 160, dict(photo_empty_prob=1.0))[1]
+                   for n in range(10)]
+    assert sum(map(bool, val_objects)) >= 8 and len(used) == 40  # no photo in validation
+
+
+def test_photo_crops_keep_the_target_shape_and_come_from_one_window(monkeypatch):
+    """A fake photo whose channels hold x, y and a constant: every crop must be one
+    axis-aligned window of it (maybe mirrored, channels in any order) with the target's aspect
+    ratio and a shorter side within `scale` of the photo's."""
+    yy, xx = np.mgrid[0:200, 0:250]
+    fake = np.stack([xx, yy, np.full_like(xx, 251)], -1).astype(np.uint8)
+    monkeypatch.setattr(photos, 'load_photo', lambda name: fake)
+    rng = np.random.default_rng(0)
+    for height, width in ((100, 60), (80, 120), (90, 90)):
+        crop = photos.random_crop(rng, height, width, scale=(0.4, 0.8))
+        assert crop.shape == (height, width, 3) and crop.dtype == np.float32
+        constant = int(np.argmin(crop.reshape(-1, 3).std(0)))
+        assert np.allclose(crop[..., constant], 251)
+        varies_across = [c for c in range(3) if c != constant
+                         and np.abs(np.diff(crop[..., c], axis=1)).mean() > 0.2]
+        varies_down = [c for c in range(3) if c != constant
+                       and np.abs(np.diff(crop[..., c], axis=0)).mean() > 0.2]
+        assert len(varies_across) == len(varies_down) == 1 and varies_across != varies_down
+        x_span = np.ptp(crop[..., varies_across[0]]) + 1
+        y_span = np.ptp(crop[..., varies_down[0]]) + 1
+        assert abs(x_span / y_span - width / height) < 0.1 * width / height
+        assert 0.4 * 200 - 3 <= min(x_span, y_span) <= 0.8 * 200 + 3
+
+
+def test_unknown_setting_is_named():
+    with pytest.raises(ValueError, match='photo_empty'):
+        synthetic.render_image(0, 'train', 0, settings={'photo_empty': 0.5})

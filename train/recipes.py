@@ -31,6 +31,7 @@ class Recipe:
     nms_thresh: float = 0.45
     preset_overrides: Optional[dict] = None
     augment_overrides: Optional[dict] = None
+    synthetic_settings: Optional[dict] = None  # overrides of dataset.synthetic.SETTINGS
 
 
 # The network underfits the synthetic shapes in the time budget, so augmentation that changes
