@@ -98,12 +98,30 @@ def detector_from_args(args):
     return detector, settings
 
 
+def use_released_model(args):
+    """``--network vgg16_reduced`` (or another released network) with the default --prefix:
+    the original's released model unpacked in model/ (detect.released), or a one-line error
+    naming the archive to get.  None when the arguments name another model."""
+    from detect.released import apply_released_model
+    from symbol.model_io import find_model
+    return apply_released_model(args, find_model(
+        args.prefix, args.network or SHIPPED_MODEL['network'],
+        args.data_shape or SHIPPED_MODEL['data_shape']))
+
+
 @cli.command
 def main(argv=None):
     """Run the demo; returns the exit status (1 when some input could not be processed)."""
     from detect import pipeline, visualize
+    from detect.released import describe as describe_released
+    from detect.shipped import shipped_model_notice
     args = parse_args(argv)
+    released = use_released_model(args)
     detector, settings = detector_from_args(args)
+    notice = (describe_released(released) if released
+              else shipped_model_notice(detector.model_prefix))
+    if notice:
+        print(notice)
     class_names = settings['class_names']
     show = args.show and visualize.display_available()
     if args.show and not show:

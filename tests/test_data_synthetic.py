@@ -58,7 +58,7 @@ def test_dataset_has_the_promised_variety(prepared):
     counts = np.bincount(np.concatenate([l[:, 0] for l in labels]).astype(int), minlength=4)
     assert len(counts) == 4 and counts.min() > 0.15 * counts.sum()
     empty = sum(len(l) == 0 for l in labels)
-    # 15% object-free photo crops, plus 5% of the rest without objects
+    # object-free photo crops (none by default), plus 5% of the rest without objects
     expected = (SETTINGS['photo_empty_prob'] +
                 (1 - SETTINGS['photo_empty_prob']) * SETTINGS['empty_image_prob'])
     assert 0.6 * expected * NUM_TRAIN <= empty <= 1.5 * expected * NUM_TRAIN
@@ -134,7 +134,8 @@ def test_without_photos_every_image_is_as_before_and_validation_never_has_photos
         val = synthetic.render_image(0, 'val', number, 224)[0]
         np.testing.assert_array_equal(
             val, synthetic.render_image(0, 'val', number, 224, NO_PHOTOS)[0])
-    photo_train = [synthetic.render_image(0, 'train', n, 224)[0] for n in range(12)]
+    photo_train = [synthetic.render_image(0, 'train', n, 224, synthetic.PHOTO_NEGATIVES)[0]
+                   for n in range(12)]
     plain_train = [synthetic.render_image(0, 'train', n, 224, NO_PHOTOS)[0] for n in range(12)]
     changed = sum(not (a.shape == b.shape and np.array_equal(a, b))
                   for a, b in zip(photo_train, plain_train))

@@ -184,6 +184,8 @@ def test_no_arguments_runs_the_shipped_model_on_the_demo_images(tmp_path, shippe
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
+    from detect.shipped import SHIPPED_NOTICE
+    assert proc.stdout.splitlines()[0] == SHIPPED_NOTICE   # says what the model is, first
     out = tmp_path / 'output' / 'demo'
     document = json.loads((out / 'detections.json').read_text())
     demo_images = sorted(f for f in os.listdir(os.path.join(ROOT, 'data', 'demo'))
@@ -194,3 +196,15 @@ def test_no_arguments_runs_the_shipped_model_on_the_demo_images(tmp_path, shippe
                  .startswith('shapes')]
     assert all(e['detections'] for e in synthetic)
     assert 'annotated results in output/demo' in proc.stdout
+
+
+def test_released_network_without_its_files_names_the_archive(tmp_path):
+    """`python demo.py --network vgg16_reduced` on a fresh clone: one line saying which
+    release archive to get and where to unpack it (detect.released), no traceback."""
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'demo.py'), '--network',
+                           'vgg16_reduced', '--save-dir', ''], cwd=str(tmp_path),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.count('\n') == 1 and proc.stderr.startswith('error: no released '
+                                                                   'vgg16_reduced model in ')
+    assert 'vgg16_ssd_300_voc0712_trainval.zip' in proc.stderr and 'unzip' in proc.stderr
