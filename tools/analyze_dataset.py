@@ -18,8 +18,6 @@ import logging
 import os
 import sys
 
-if __package__ in (None, ''):  # run as a script: make the repository root importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 
 import numpy as np  # noqa: E402

@@ -13,7 +13,6 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 
 from dataset.factory import DATASETS, DEFAULT_ROOTS, load_imdb  # noqa: E402

@@ -7,12 +7,10 @@ resized to the network input, mean-subtracted, or random values) and prints how 
 outputs are apart; for SSD models the detections are matched row by row.
 """
 import argparse
-import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 from tools.caffe_converter.converter import IMAGE_INPUT_NAME, convert  # noqa: E402
 

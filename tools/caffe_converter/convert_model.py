@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 from tools.caffe_converter.caffe_io import CaffeError  # noqa: E402
 from tools.caffe_converter.converter import DEFAULT_EPOCH, convert  # noqa: E402

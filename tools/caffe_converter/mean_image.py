@@ -6,12 +6,10 @@ saves {"mean_image": (C, H, W) float32} in RGB order (Caffe stores BGR) and prin
 per-channel means, the values to pass as --mean-r/--mean-g/--mean-b.
 """
 import argparse
-import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 import mxnet as mx  # noqa: E402
 
