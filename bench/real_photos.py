@@ -10,10 +10,10 @@ import argparse
 import json
 import sys
 
-from config.threads import set_default_threads  # noqa: E402
+from config.threads import set_default_threads
 
-set_default_threads()
-
+set_default_threads()  # before mxnet is imported (by the imports below)
+import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 from dataset import photos  # noqa: E402
 from detect.shipped import SHIPPED_MODEL  # noqa: E402
 from evaluate.real_photos import (CONFIDENT_SCORE, false_alarms_on_photos,  # noqa: E402
