@@ -153,3 +153,52 @@ def test_the_square_shipped_model_finds_objects_at_a_non_square_size(shipped_mod
     # measured: all 30 objects (28 at 224x224); with x and y scaled by each other's side: none
     assert share >= 0.7, share
 
+
+
+# ------------------------------------------------------------------ non-square training
+
+LEARN_SHAPE, LEARN_TRAIN, LEARN_VAL, LEARN_EPOCHS = (128, 224), 256, 64, 4
+
+
+def test_synthetic_images_follow_a_non_square_shape():
+    image, _ = synthetic.render_image(3, 'val', 0, (120, 200))
+    jitter = synthetic.SETTINGS['image_side_jitter']
+    assert 120 * (1 - jitter) <= image.shape[0] <= 120 * (1 + jitter)
+    assert 200 * (1 - jitter) <= image.shape[1] <= 200 * (1 + jitter)
+    # (H, H) is the square size H: the same image, so square datasets are unchanged
+    assert (synthetic.render_image(3, 'val', 0, (150, 150))[0]
+            == synthetic.render_image(3, 'val', 0, 150)[0]).all()
+
+
+def test_a_non_square_training_run_learns(shipped_model, random_model, tmp_path):
+    """Heads trained from scratch at 128x224 (on the shipped model's backbone, so that a few
+    epochs suffice) on held-out images: both losses fall and the validation mAP ends far above
+    an untrained model's at the same size.  Measured (2-core machine, loaded): CrossEntropy
+    1.82 -> 0.86, SmoothL1 0.77 -> 0.44, mAP 0.14, 0.34, 0.51, 0.56 (untrained: ~0.00)."""
+    from evaluate.evaluate_net import evaluate_net
+    from train.options import TrainOptions
+    from train.train_net import train_net
+    data = synthetic.prepare(str(tmp_path / 'data'), num_train=LEARN_TRAIN, num_val=LEARN_VAL,
+                             seed=11, data_shape=LEARN_SHAPE, progress=False)
+    arg_params, aux_params = model_io.load_params(shipped_model, model_io.saved_epochs(
+        shipped_model)[-1])
+    backbone = str(tmp_path / 'backbone')
+    model_io.save_params_file(model_io.params_path(backbone, 1), {
+        name: value for name, value in arg_params.items() if '_pred_conv_' not in name},
+        aux_params)
+    summary = train_net(TrainOptions(
+        network=NETWORK, train_path=data['train_rec'], val_path=data['val_rec'], num_class=4,
+        class_names='synthetic', data_shape=LEARN_SHAPE, batch_size=16,
+        label_width=data['label_width'], pretrained=backbone, epoch=1, cpu=True,
+        optimizer='adam', lr=0.002, lr_steps=(), prefix=str(tmp_path / 'ssd_'),
+        checkpoint_period=LEARN_EPOCHS, frequent=1000, end_epoch=LEARN_EPOCHS, seed=7, log=''))
+    assert summary['prefix'].endswith('ssd_%s_128x224' % NETWORK)
+    epochs = summary['epochs']
+    first, last = epochs[0], epochs[-1]
+    assert last['CrossEntropy'] < 0.6 * first['CrossEntropy']
+    assert last['SmoothL1'] < 0.75 * first['SmoothL1']
+    untrained = evaluate_net(NETWORK, data['val_rec'], 4, random_model.mean, LEARN_SHAPE,
+                             random_model.save(tmp_path), random_model.epoch)['summary']['mAP']
+    assert last['mAP'] > 0.3 and last['mAP'] > untrained + 0.25, \
+        ([round(e['mAP'], 3) for e in epochs], untrained)
+    assert model_io.read_spec(summary['prefix'])['data_shape'] == [128, 224]
