@@ -2,6 +2,7 @@
 models, anchors laid out on non-square feature maps (checked against numpy), the square shipped
 model run at a non-square size, a short non-square training run, and the command line a new
 user types (synthetic data at 300x500, train, evaluate, demo, deploy to MXNet and ONNX)."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -26,9 +27,11 @@ CLASSES = list(synthetic.CLASSES)
 
 
 def run_script(script, *args):
+    """Run a script of this checkout (tools/ scripts import the project: PYTHONPATH says which
+    copy)."""
     return subprocess.run([sys.executable, os.path.join(ROOT, script)] + [str(a) for a in args],
                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=600, env=dict(os.environ, OMP_NUM_THREADS='2'))
+                          timeout=600, env=dict(os.environ, OMP_NUM_THREADS='2', PYTHONPATH=ROOT))
 
 
 def matched_share(detections, objects, min_iou=0.5):
@@ -202,3 +205,62 @@ def test_a_non_square_training_run_learns(shipped_model, random_model, tmp_path)
     assert last['mAP'] > 0.3 and last['mAP'] > untrained + 0.25, \
         ([round(e['mAP'], 3) for e in epochs], untrained)
     assert model_io.read_spec(summary['prefix'])['data_shape'] == [128, 224]
+
+
+# ------------------------------------------------------------------ the user's command line
+
+def check_run(script, *args):
+    proc = run_script(script, *args)
+    assert proc.returncode == 0, '%s failed:\n%s%s' % (script, proc.stdout, proc.stderr)
+    return proc
+
+
+def test_a_300x500_run_from_the_command_line(tmp_path):
+    """The README's non-square commands: synthetic data at 300,500, train.py --data-shape
+    300,500, then evaluate.py, demo.py --json and deploy.py (MXNet and ONNX) with only --prefix
+    and --epoch: each reads the 300x500 shape from the model spec."""
+    root = tmp_path / 'synthetic'
+    for split, order in (('train', '--shuffle'), ('val', '--no-shuffle')):
+        check_run('tools/prepare_dataset.py', '--dataset', 'synthetic', '--set', split,
+                  '--root', root, '--target', root / (split + '.lst'), order, '--num-train', 32,
+                  '--num-val', 8, '--data-shape', '300,500', '--no-progress')
+    image = root / 'JPEGImages' / 'val_000000.jpg'
+    height, width = cv2.imread(str(image)).shape[:2]
+    assert 270 <= height <= 330 and 450 <= width <= 550
+    check_run('train.py', '--network', NETWORK, '--data-shape', '300,500', '--train-path',
+              root / 'train.rec', '--val-path', root / 'val.rec', '--num-class', 4,
+              '--class-names', 'synthetic', '--batch-size', 16, '--end-epoch', 1, '--cpu',
+              '--prefix', tmp_path / 'out' / 'ssd_')
+    prefix = tmp_path / 'out' / ('ssd_%s_300x500' % NETWORK)
+    assert model_io.read_spec(str(prefix))['data_shape'] == [300, 500]
+
+    check_run('evaluate.py', '--rec-path', root / 'val.rec', '--prefix', prefix, '--epoch', 1,
+              '--output-dir', tmp_path / 'eval', '--cpu')
+    with open(tmp_path / 'eval' / 'results.json') as f:
+        assert json.load(f)['model']['data_shape'] == [300, 500]
+
+    check_run('demo.py', '--prefix', prefix, '--epoch', 1, '--images', image, '--json',
+              tmp_path / 'demo.json', '--save-dir', tmp_path / 'demo', '--cpu', '--thresh', 0)
+    with open(tmp_path / 'demo.json') as f:
+        report = json.load(f)
+    assert report['model']['data_shape'] == [300, 500]
+    assert (report['results'][0]['width'], report['results'][0]['height']) == (width, height)
+    boxes = np.array([d['box'] for d in report['results'][0]['detections']])
+    assert len(boxes) and boxes[:, [0, 2]].max() > height   # x spans the wider side
+    assert cv2.imread(str(tmp_path / 'demo' / image.name)).shape[:2] == (height, width)
+
+    check_run('deploy.py', '--prefix', prefix, '--epoch', 1)
+    deployed = model_io.deploy_prefix(str(prefix))
+    assert model_io.read_spec(deployed)['data_shape'] == [300, 500]
+    check_run('demo.py', '--deploy', '--prefix', deployed, '--epoch', 1, '--images', image,
+              '--save-dir', tmp_path / 'demo_deploy', '--cpu')
+
+    if importlib.util.find_spec('onnx') is None:    # optional dependency
+        return
+    import onnx
+    check_run('deploy.py', '--format', 'onnx', '--prefix', prefix, '--epoch', 1)
+    graph = onnx.load(model_io.onnx_path(deployed)).graph
+    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim][1:] == [3, 300, 500]
+    if importlib.util.find_spec('onnxruntime') is not None:
+        check_run('demo.py', '--runtime', 'onnxruntime', '--prefix', model_io.onnx_path(deployed),
+                  '--images', image, '--save-dir', tmp_path / 'demo_onnx')
