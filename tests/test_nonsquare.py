@@ -217,8 +217,8 @@ def check_run(script, *args):
 
 def test_a_300x500_run_from_the_command_line(tmp_path):
     """The README's non-square commands: synthetic data at 300,500, train.py --data-shape
-    300,500, then evaluate.py, demo.py --json and deploy.py (MXNet and ONNX) with only --prefix
-    and --epoch: each reads the 300x500 shape from the model spec."""
+    300,500, then evaluate.py, demo.py --json, deploy.py (MXNet and ONNX) and tools/quantize.py
+    with only --prefix and --epoch: each reads the 300x500 shape from the model spec."""
     root = tmp_path / 'synthetic'
     for split, order in (('train', '--shuffle'), ('val', '--no-shuffle')):
         check_run('tools/prepare_dataset.py', '--dataset', 'synthetic', '--set', split,
@@ -254,6 +254,12 @@ def test_a_300x500_run_from_the_command_line(tmp_path):
     assert model_io.read_spec(deployed)['data_shape'] == [300, 500]
     check_run('demo.py', '--deploy', '--prefix', deployed, '--epoch', 1, '--images', image,
               '--save-dir', tmp_path / 'demo_deploy', '--cpu')
+
+    out = check_run('tools/quantize.py', '--prefix', prefix, '--epoch', 1, '--calib-rec',
+                    root / 'train.rec', '--eval-rec', root / 'val.rec', '--num-calib-images', 8,
+                    '--batch-size', 4).stdout
+    assert 'int8 / fp32 speed' in out
+    assert model_io.read_spec(str(prefix) + '_int8')['data_shape'] == [300, 500]
 
     if importlib.util.find_spec('onnx') is None:    # optional dependency
         return
