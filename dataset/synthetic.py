@@ -1,10 +1,10 @@
 """Synthetic shapes: the project's offline stand-in for PASCAL VOC.
 
-Images of about `data_shape` pixels (an int, or (height, width); each side varies by +-10%) show 1-5 filled shapes
-(circle, square, triangle, cross), mildly stretched and rotated, 8%-60% of the shorter image
-side (small ones less often than large ones), in random colours that stand out from the
-local background, on textured backgrounds (smooth colour fields, stripes or speckle, clutter
-lines, pixel noise).  Larger shapes are drawn
+Images of about `data_shape` pixels (a side, or (height, width); each side varies by +-10%)
+show 1-5 filled shapes (circle, square, triangle, cross), mildly stretched and rotated, 8%-60%
+of the shorter image side (small ones less often than large ones), in random colours that
+stand out from the local background, on textured backgrounds (smooth colour fields, stripes or
+speckle, clutter lines, pixel noise).  Larger shapes are drawn
 first and later ones may cover up to 30% of an earlier one's box.  About 5% of the images have
 no objects.  In the training split, some images show the shapes over a crop of a real
 photograph instead, and some are object-free photo crops (`dataset.photos`; the held-out photos
@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from . import photos
 from symbol.model_io import image_hw, shape_value
 
+from . import photos
 from .imdb import NAMES_DIR, load_class_names
 from .pascal_voc import VocDirectory
 from .prepare import prepare_imdb

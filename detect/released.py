@@ -152,9 +152,8 @@ def apply_released_model(args, prefix, model_dir=MODEL_DIR):
     unpacked in model/.  A flag left at None or at the shipped model's value counts as not
     given; an explicit --epoch, --class-names or mean is kept, and so is a HEIGHT,WIDTH
     --data-shape (a square one picks the release of that size).  Returns the ResolvedModel,
-    or None when ``args`` are left as
-    they are; raises ReleasedModelNotFound (a ModelError) naming the archive to get.  The
-    files are looked for in ``model_dir`` (model/)."""
+    or None when ``args`` are left as they are; raises ReleasedModelNotFound (a ModelError)
+    naming the archive to get.  The files are looked for in ``model_dir`` (model/)."""
     from .shipped import SHIPPED_MODEL as shipped
     if (getattr(args, 'deploy', False) or args.prefix != shipped['prefix']
             or not is_released_network(args.network) or model_io.saved_epochs(prefix)):
