@@ -91,6 +91,19 @@ def test_a_non_square_spec_round_trips(tmp_path):
     assert (found, opened['data_shape']) == (prefix, (300, 500))
 
 
+def test_a_size_flag_on_a_name_prefix_falls_back_to_the_trained_size(tmp_path):
+    """'ssd_' + --data-shape 224,320 names the model trained at 224x320 when there is one,
+    else the one at the script's default size (224), which then runs at 224x320."""
+    folder = str(tmp_path / 'ssd_')
+    square, wide = folder + NETWORK + '_224', folder + NETWORK + '_224x320'
+    assert model_io.find_model(folder, NETWORK, (224, 320), 224) == wide   # nothing there yet
+    model_io.write_spec(square, model_io.make_spec(NETWORK, 224, 4, CLASSES))
+    assert model_io.find_model(folder, NETWORK, (224, 320), 224) == square
+    assert model_io.find_model(folder, NETWORK, (224, 320)) == wide        # no default size
+    model_io.write_spec(wide, model_io.make_spec(NETWORK, (224, 320), 4, CLASSES))
+    assert model_io.find_model(folder, NETWORK, (224, 320), 224) == wide
+
+
 # --------------------------------------------------------------------------- anchor layout
 
 def numpy_priors(rows, cols, sizes, ratios, offset=0.5):
