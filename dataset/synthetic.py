@@ -1,10 +1,10 @@
 """Synthetic shapes: the project's offline stand-in for PASCAL VOC.
 
-Images of about `data_shape` pixels (each side varies by +-10%) show 1-5 filled shapes
-(circle, square, triangle, cross), mildly stretched and rotated, 8%-60% of the shorter image
-side (small ones less often than large ones), in random colours that stand out from the
-local background, on textured backgrounds (smooth colour fields, stripes or speckle, clutter
-lines, pixel noise).  Larger shapes are drawn
+Images of about `data_shape` pixels (a side, or (height, width); each side varies by +-10%)
+show 1-5 filled shapes (circle, square, triangle, cross), mildly stretched and rotated, 8%-60%
+of the shorter image side (small ones less often than large ones), in random colours that
+stand out from the local background, on textured backgrounds (smooth colour fields, stripes or
+speckle, clutter lines, pixel noise).  Larger shapes are drawn
 first and later ones may cover up to 30% of an earlier one's box.  About 5% of the images have
 no objects.  In the training split, some images show the shapes over a crop of a real
 photograph instead, and some are object-free photo crops (`dataset.photos`; the held-out photos
@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from symbol.model_io import image_hw, shape_value
+
 from . import photos
 from .imdb import NAMES_DIR, load_class_names
 from .pascal_voc import VocDirectory
@@ -38,7 +40,7 @@ GENERATOR_VERSION = 2  # bump when the drawing changes, so cached trees are rege
 
 # The difficulty of the task, in one place.
 SETTINGS = dict(
-    image_side_jitter=0.1,            # each image side is data_shape * (1 +- this)
+    image_side_jitter=0.1,            # each image side is its data_shape side * (1 +- this)
     object_scale=(0.08, 0.6),         # box's longer side / shorter image side, drawn so that
     object_scale_power=0.5,           # side ** power is uniform: ~20% of objects below 15%
     objects_per_image=(1, 2, 3, 4, 5),
@@ -206,13 +208,15 @@ def _photo_use(rng, split, s):
 
 def render_image(seed, split, number, data_shape=300, settings=None):
     """(RGB uint8 image, [(class name, xmin, ymin, xmax, ymax) in pixels]) for one image;
+    `data_shape`: the image size before jitter, an int or (height, width).
     `settings`: overrides of SETTINGS."""
     s = settings_with(settings)
     rng = np.random.default_rng([seed, SPLITS.index(split), number])
     photo_rng = np.random.default_rng([seed, SPLITS.index(split), number, 1])
     photo_use = _photo_use(photo_rng, split, s)
     jitter = s['image_side_jitter']
-    height, width = (int(round(data_shape * rng.uniform(1 - jitter, 1 + jitter))) for _ in range(2))
+    height, width = (int(round(side * rng.uniform(1 - jitter, 1 + jitter)))
+                     for side in image_hw(data_shape))
     if photo_use:
         background = photos.random_crop(photo_rng, height, width, scale=s['photo_crop_scale'])
     else:
@@ -279,6 +283,7 @@ def generate(out_dir, num_train=1000, num_val=200, seed=0, data_shape=300, num_t
     """Write the VOC-format tree under `out_dir` (`settings`: overrides of SETTINGS); an
     existing tree made with the same settings is kept as it is.  Returns `out_dir`."""
     settings = settings_with(settings)
+    data_shape = shape_value(data_shape)  # 300 and (300, 300) are the same tree
     manifest = dict(version=GENERATOR_VERSION, num_train=num_train, num_val=num_val, seed=seed,
                     data_shape=data_shape, classes=CLASSES, settings=settings,
                     photos=list(photos.TRAIN))

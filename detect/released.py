@@ -150,16 +150,22 @@ def apply_released_model(args, prefix, model_dir=MODEL_DIR):
     expanded for the network and size) holds no checkpoint, point ``args`` (network, prefix,
     epoch, data_shape, class_names, mean_r/g/b, num_classes if there) at the released model
     unpacked in model/.  A flag left at None or at the shipped model's value counts as not
-    given; an explicit --epoch, --class-names or mean is kept, and so is --data-shape.  Returns the ResolvedModel, or None when ``args`` are left as
-    they are; raises ReleasedModelNotFound (a ModelError) naming the archive to get.  The
-    files are looked for in ``model_dir`` (model/)."""
+    given; an explicit --epoch, --class-names or mean is kept, and so is a HEIGHT,WIDTH
+    --data-shape (a square one picks the release of that size).  Returns the ResolvedModel,
+    or None when ``args`` are left as they are; raises ReleasedModelNotFound (a ModelError)
+    naming the archive to get.  The files are looked for in ``model_dir`` (model/)."""
     from .shipped import SHIPPED_MODEL as shipped
     if (getattr(args, 'deploy', False) or args.prefix != shipped['prefix']
             or not is_released_network(args.network) or model_io.saved_epochs(prefix)):
         return None
-    size = None if args.data_shape in (shipped['data_shape'], None) else args.data_shape
+    # the models were released square: a square --data-shape picks the release of that size,
+    # a HEIGHT,WIDTH one is the size to run the first unpacked release at
+    asked = args.data_shape
+    non_square = asked is not None and not isinstance(model_io.shape_value(asked), int)
+    size = None if non_square or asked in (shipped['data_shape'], None) else asked
     model = resolve_released(args.network, size, model_dir)
-    args.network, args.prefix, args.data_shape = model.network, model.prefix, model.data_shape
+    args.network, args.prefix = model.network, model.prefix
+    args.data_shape = asked if non_square else model.data_shape
     args.epoch = model.epoch if args.epoch is None else args.epoch
     if args.class_names in (None, shipped['class_names']):
         args.class_names = model.class_names

@@ -282,7 +282,7 @@ def resolve_settings(spec, flags, source=''):
         raise ModelError('--class-names gives %d names, the model spec %s has %d classes'
                          % (len(flags['class_names']), source, spec['num_classes']))
     settings.update(flags)
-    settings['data_shape'] = _shape_value(settings['data_shape'])
+    settings['data_shape'] = shape_value(settings['data_shape'])
     return settings
 
 
@@ -294,7 +294,8 @@ def _shown(value):
     return json.dumps(jsonable(value)) if isinstance(value, (dict, list, tuple)) else value
 
 
-def _shape_value(shape):
+def shape_value(shape):
+    """The canonical data_shape value: an int for a square input, else (height, width)."""
     height, width = image_hw(shape)
     return height if height == width else (height, width)
 
@@ -313,7 +314,8 @@ def open_model(prefix, flags, fallback):
     script's defaults).  ``class_names`` and ``num_classes`` always come out consistent."""
     given = {k: v for k, v in flags.items() if v is not None}
     prefix = find_model(prefix, given.get('network', fallback.get('network')),
-                        given.get('data_shape', fallback.get('data_shape')))
+                        given.get('data_shape', fallback.get('data_shape')),
+                        fallback.get('data_shape'))
     spec = read_spec(prefix)
     settings = resolve_settings(spec, given, spec_path(prefix))
     if spec is not None and 'data_shape' in given:
@@ -328,17 +330,29 @@ def open_model(prefix, flags, fallback):
         raise ModelError('--class-names gives %d names but --num-class is %d'
                          % (len(names), count))
     settings.update(class_names=list(names), num_classes=count,
-                    data_shape=_shape_value(settings['data_shape']),
+                    data_shape=shape_value(settings['data_shape']),
                     deploy=bool(spec and spec.get('deploy')))
     return prefix, spec, settings
 
 
-def find_model(prefix, network, data_shape):
+def find_model(prefix, network, data_shape, default_shape=None):
     """The checkpoint prefix a command line names: ``prefix`` itself when it has a spec or
-    checkpoints, else its expansion by network and data shape (see ``expand_prefix``)."""
-    if os.path.isfile(spec_path(prefix)) or saved_epochs(prefix):
+    checkpoints, else its expansion by network and data shape (see ``expand_prefix``).  When
+    that names no model but the expansion by ``default_shape`` (the script's default size)
+    does, that one: ``--data-shape 224,320`` on 'model/ssd_' then runs the model trained at
+    224 at that size instead of looking for one trained at 224x320."""
+    if _has_model(prefix):
         return prefix
-    return expand_prefix(prefix, network, data_shape)
+    expanded = expand_prefix(prefix, network, data_shape)
+    if default_shape is not None and not _has_model(expanded):
+        trained = expand_prefix(prefix, network, default_shape)
+        if _has_model(trained):
+            return trained
+    return expanded
+
+
+def _has_model(prefix):
+    return os.path.isfile(spec_path(prefix)) or bool(saved_epochs(prefix))
 
 
 # ---------------------------------------------------------------------------------- loading

@@ -116,6 +116,10 @@ def test_demo_args_are_pointed_at_the_unpacked_release(tmp_path):
     assert (args.data_shape, args.class_names, args.num_classes, args.epoch) == (
         512, 'pascal_voc', len(VOC_CLASSES), 1)
     assert (args.mean_r, args.mean_g, args.mean_b) == mobilenet512.mean_pixels
+    # a non-square --data-shape runs the release at that size
+    args = demo_args(network='mobilenet', data_shape=(300, 500))
+    assert released.apply_released_model(args, nowhere, str(tmp_path)).release is mobilenet512
+    assert (args.prefix, args.data_shape) == (prefix, (300, 500))
     # left alone: an explicit prefix, a deploy model, the shipped network, an existing checkpoint
     for args in (demo_args(network='mobilenet', prefix='elsewhere/ssd_'),
                  demo_args(network='mobilenet', deploy=True), demo_args()):

@@ -15,6 +15,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 
+from config.cli import data_shape  # noqa: E402
 from dataset.factory import DATASETS, DEFAULT_ROOTS, load_imdb  # noqa: E402
 from dataset.prepare import JPEG_QUALITY, PrepareError, prepare_imdb  # noqa: E402
 
@@ -53,7 +54,8 @@ def parse_args(argv=None):
     synthetic = parser.add_argument_group('synthetic dataset (generated into --root if missing)')
     synthetic.add_argument('--num-train', type=int, default=1000, help='images in the train set')
     synthetic.add_argument('--num-val', type=int, default=200, help='images in the val set')
-    synthetic.add_argument('--data-shape', type=int, default=300, help='approximate image side')
+    synthetic.add_argument('--data-shape', type=data_shape, default=300,
+                           help='approximate image SIZE or HEIGHT,WIDTH')
     return parser.parse_args(argv)
 
 
