@@ -2,7 +2,9 @@
  * The emulated GPU operators' runtime: each *_gpu entry point runs as the CPU forward of an
  * extra operator (MultiBoxTarget_emulated, ...) with an OpResource whose "GPU" allocator hands
  * out host memory filled with a byte pattern (MXSSD_EMU_FILL, hex, default a5) and guarded by
- * canary bytes, outputs poisoned with NaN first, and every launch checked (emulation.h).
+ * canary bytes (a negative, i.e. wrapped, size is an error), outputs poisoned with NaN first,
+ * every launch checked, and the failures MXSSD_EMU_FAIL asks for injected (emulation.h).  The
+ * first check that fires in a forward is printed to stderr, so a failing test names it.
  */
 #include <cmath>
 #include <cstdint>
