@@ -419,3 +419,40 @@ def test_cuda_arch_flags_cover_supported_architectures_and_ptx():
     assert sass and all(int(f.rsplit("_", 1)[1]) in operators.CUDA_ARCHS for f in sass)
     newest = max(int(f.rsplit("_", 1)[1]) for f in sass)
     assert flags[-1] == "-gencode=arch=compute_%d,code=compute_%d" % (newest, newest)
+
+
+# The former build defects of issue #17, tested on the commands build_ops would run (no real
+# nvcc needed): machine code only for nvcc's default architecture (no -gencode), a dynamically
+# linked libcudart without rpath.  The stale check's part is test_stale_check_notices_...
+def test_cuda_arch_flags_follow_what_nvcc_supports(tmp_path, monkeypatch):
+    fake_nvcc = tmp_path / "nvcc"
+    fake_nvcc.write_text("#!/bin/sh\necho sm_50 sm_75 sm_80 sm_86 sm_89 sm_90 sm_100\n")
+    fake_nvcc.chmod(0o755)
+    monkeypatch.setattr(operators, "nvcc_path", lambda: str(fake_nvcc))
+    assert operators.cuda_arch_flags() == [
+        "-gencode=arch=compute_75,code=sm_75", "-gencode=arch=compute_80,code=sm_80",
+        "-gencode=arch=compute_86,code=sm_86", "-gencode=arch=compute_89,code=sm_89",
+        "-gencode=arch=compute_90,code=sm_90", "-gencode=arch=compute_90,code=compute_90"]
+
+
+def test_cuda_build_passes_gencode_and_links_the_runtime_statically(tmp_path, monkeypatch):
+    commands = []
+
+    def record(cmd):  # stands in for the compilers: notes the command, creates its output
+        commands.append(cmd)
+        open(cmd[cmd.index("-o") + 1], "w").close()
+
+    arch = ["-gencode=arch=compute_90,code=sm_90", "-gencode=arch=compute_90,code=compute_90"]
+    monkeypatch.setattr(operators, "_run", record)
+    monkeypatch.setattr(operators, "nvcc_path", lambda: "/opt/cuda/bin/nvcc")
+    monkeypatch.setattr(operators, "cuda_arch_flags", lambda: arch)
+    monkeypatch.setattr(operators, "cuda_home", lambda: "/opt/cuda")
+    monkeypatch.setattr(operators, "BUILD_DIR", str(tmp_path))
+    monkeypatch.setattr(operators, "LIBRARY_PATH", str(tmp_path / operators.LIBRARY_NAME))
+    library = operators.build(with_cuda=True, verbose=False)
+    *nvcc, link = commands
+    assert [cmd[0] for cmd in nvcc] == ["/opt/cuda/bin/nvcc"] * len(operators.cuda_sources())
+    assert all(flag in cmd for cmd in nvcc for flag in arch)
+    assert "-lcudart_static" in link and "-lcudart" not in link
+    with open(library + ".json") as stamp:
+        assert json.load(stamp)["cuda"] is True

@@ -1,6 +1,7 @@
 """Compares the emulated GPU operators (harness.py) with the CPU operators, bit for bit.
 
     python tests/gpu_emulation/compare.py LIBRARY [--cases N] [--fills a5,ff,00]
+    python tests/gpu_emulation/compare.py LIBRARY --case NAME | --faults
 
 Loads the project's CPU operators and the emulated library, runs every case once per scratch
 fill pattern (MXSSD_EMU_FILL; outputs are poisoned with NaN by the emulation) and prints one
@@ -126,6 +127,10 @@ def named_cases():
         "batch_70000_target": ("MultiBoxTarget", [
             random_anchors(rng, 3), random_labels(rng, 70000, 2, 2), rng.randn(70000, 2, 3)],
             dict(negative_mining_ratio=1), "float32"),
+        # More label rows than gridDim.y allows (was: a 2-D grid with the rows on y).
+        "label_rows_70000": ("MultiBoxTarget", [
+            random_anchors(rng, 40), random_labels(rng, 2, 70000, 6), rng.randn(2, 3, 40)],
+            dict(negative_mining_ratio=3), "float32"),
         "batch_70000_detection": ("MultiBoxDetection", [
             np.full((70000, 2, 3), 0.5), rng.randn(70000, 12) * 0.1, random_anchors(rng, 3)],
             dict(), "float32"),
@@ -153,6 +158,34 @@ def check_malformed_padding():
         problems.append("image 1 (malformed) does not get NaN targets")
     if not all(np.array_equal(g[0], c[0]) for g, c in zip(gpu, good)):
         problems.append("image 0 (valid) differs from the CPU")
+    return problems
+
+
+# Failures injected into every CUDA call kind the operators make (MXSSD_EMU_FAIL, see
+# shim/emulation.h): size query and sort, first and a later launch, allocation, an exception.
+FAULTS = ("alloc:1", "alloc_throw:1", "sort:1", "sort:2", "launch:1", "launch:6")
+
+
+def check_faults():
+    """Each injected CUDA failure must come back as the operator's own MXNet error (named
+    after it), not as a crash, a silent result or the emulation's safety net."""
+    target = named_cases()["more_objects_than_anchors"]
+    detection = next(detection_cases(np.random.RandomState(1), 1))
+    problems = []
+    for fault in FAULTS:
+        os.environ["MXSSD_EMU_FAIL"] = fault
+        for name, arrays, params, dtype in (target, detection):
+            try:
+                run(name + "_emulated", arrays, params, dtype)
+                outcome = "IGNORED: the operator returned without an error"
+            except mx.base.MXNetError as error:
+                message = str(error).strip().splitlines()[-1]
+                reported = name + ": " in message and "not reported by the operator" not in message
+                outcome = ("reported: " if reported else "NOT REPORTED BY THE OPERATOR: ") + message
+            print("fault %s %s %s" % (fault, name, outcome), flush=True)
+            if not outcome.startswith("reported"):
+                problems.append(fault)
+    del os.environ["MXSSD_EMU_FAIL"]
     return problems
 
 
@@ -197,9 +230,15 @@ def main():
     parser.add_argument("--stop-at-first", action="store_true")
     parser.add_argument("--case", choices=sorted(named_cases()) + ["malformed_padding"],
                         help="run only this named case")
+    parser.add_argument("--faults", action="store_true",
+                        help="inject CUDA failures (FAULTS) instead of comparing")
     args = parser.parse_args()
     mx.library.load(os.path.abspath(args.library), verbose=False)
     fills, total, failed = args.fills.split(","), 0, 0
+    if args.faults:
+        problems = check_faults()
+        print("%d of %d injected failures reported" % (2 * len(FAULTS) - len(problems), 2 * len(FAULTS)))
+        return 1 if problems else 0
     if args.case == "malformed_padding":
         problems = check_malformed_padding()
         print("\n".join("MISMATCH malformed_padding: " + p for p in problems) or "malformed_padding agrees")

@@ -4,7 +4,12 @@
  *  - kernel launches go through MXSSD_EMU_LAUNCH, which enforces CUDA's launch limits and
  *    that work is queued on the stream MXNet handed to the operator;
  *  - hipMemsetAsync and hipPeekAtLastError are wrapped for the same stream and error checks;
- *  - cub::DeviceSegmentedRadixSort comes from shim/cub/ (CUB's order, host sort).
+ *  - cub::DeviceSegmentedRadixSort comes from shim/cub/ (CUB's order, host sort);
+ *  - host waits and allocations outside MXNet's allocator are errors;
+ *  - MXSSD_EMU_FAIL=<api>:<n> makes the n-th call of `api` in every forward fail, to test
+ *    that the operator reports it as an MXNet error: alloc (alloc_gpu returns null),
+ *    alloc_throw (alloc_gpu throws std::bad_alloc), launch (a kernel launch fails, seen by
+ *    cudaPeekAtLastError) or sort (cub's SortPairs returns an error, size queries count).
  */
 #ifndef MXSSD_EMULATION_H_
 #define MXSSD_EMULATION_H_
@@ -29,6 +34,9 @@ hipError_t peek_error();
 bool check_scratch(const void* ptr, size_t bytes, const char* what);
 /* Records that the operator called `what`, which it must not; returns an error. */
 hipError_t forbidden(const char* what);
+
+/* True when the current call of `api` is the one MXSSD_EMU_FAIL says must fail. */
+bool injected_failure(const char* api);
 
 /* Mutation switch of the bug-injection build (MXSSD_EMU_MUTANT; 0 = none). */
 int mutant();
@@ -56,5 +64,9 @@ inline hipError_t memset_async(void* data, int value, size_t bytes, hipStream_t 
 #define hipStreamSynchronize(...) mxssd_emu::forbidden("hipStreamSynchronize")
 #define hipMemcpy(...) mxssd_emu::forbidden("hipMemcpy")
 #define hipMemcpyAsync(...) mxssd_emu::forbidden("hipMemcpyAsync (a copy the host waits for)")
+// Nor allocate or free outside MXNet's allocator (OpResource::alloc_gpu): cudaMalloc/cudaFree
+// synchronise the device.
+#define hipMalloc(...) mxssd_emu::forbidden("hipMalloc (memory outside MXNet's allocator)")
+#define hipFree(...) mxssd_emu::forbidden("hipFree (memory outside MXNet's allocator)")
 
 #endif  // MXSSD_EMULATION_H_

@@ -2,12 +2,17 @@
  * The emulated GPU operators' runtime: each *_gpu entry point runs as the CPU forward of an
  * extra operator (MultiBoxTarget_emulated, ...) with an OpResource whose "GPU" allocator hands
  * out host memory filled with a byte pattern (MXSSD_EMU_FILL, hex, default a5) and guarded by
- * canary bytes, outputs poisoned with NaN first, and every launch checked (emulation.h).
+ * canary bytes (a negative, i.e. wrapped, size is an error), outputs poisoned with NaN first,
+ * every launch checked, and the failures MXSSD_EMU_FAIL asks for injected (emulation.h).  The
+ * first check that fires in a forward is printed to stderr, so a failing test names it.
  */
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
+#include <map>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -24,6 +29,7 @@ struct CallState {
   std::vector<std::pair<unsigned char*, size_t>> blocks;  // (start incl. guards, user size)
   hipError_t error = hipSuccess;
   std::string error_text;
+  std::map<std::string, int> calls;  // per API, for MXSSD_EMU_FAIL
 };
 
 thread_local CallState* current = nullptr;
@@ -34,6 +40,7 @@ void record(hipError_t error, const std::string& text) {
   if (current && current->error == hipSuccess) {
     current->error = error;
     current->error_text = text;
+    std::fprintf(stderr, "emulated GPU check: %s\n", text.c_str());  // which check fired
   }
 }
 
@@ -44,7 +51,13 @@ int fill_byte() {
 
 void* gpu_malloc(void* state, int bytes) {
   auto* call = static_cast<CallState*>(state);
-  size_t size = bytes < 0 ? 0 : size_t(bytes);
+  if (injected_failure("alloc_throw")) throw std::bad_alloc();
+  if (injected_failure("alloc")) return nullptr;
+  if (bytes < 0) {  // what MXNet would make of it is undefined: a wrapped int byte count
+    record(hipErrorInvalidValue, "alloc_gpu(" + std::to_string(bytes) + "): a negative size");
+    return nullptr;
+  }
+  const size_t size = size_t(bytes);
   auto* block = static_cast<unsigned char*>(std::malloc(size + 2 * kGuardBytes));
   std::memset(block, kGuard, kGuardBytes);
   std::memset(block + kGuardBytes, fill_byte(), size);
@@ -83,6 +96,10 @@ bool check_stream(const char* call, hipStream_t stream) {
 bool check_launch(const char* kernel, dim3 grid, dim3 block, size_t shared_bytes,
                   hipStream_t stream) {
   if (!check_stream(kernel, stream)) return false;
+  if (injected_failure("launch")) {
+    record(hipErrorLaunchFailure, std::string(kernel) + ": injected launch failure");
+    return false;
+  }
   const unsigned long long threads = 1ULL * block.x * block.y * block.z;
   const bool ok = grid.x >= 1 && grid.y >= 1 && grid.z >= 1 && grid.x <= 2147483647u &&
                   grid.y <= 65535 && grid.z <= 65535 && threads >= 1 && threads <= 1024 &&
@@ -114,6 +131,13 @@ bool check_scratch(const void* ptr, size_t bytes, const char* what) {
 hipError_t forbidden(const char* what) {
   record(hipErrorNotSupported, std::string(what) + " in an operator's forward");
   return hipErrorNotSupported;
+}
+
+bool injected_failure(const char* api) {
+  const char* spec = std::getenv("MXSSD_EMU_FAIL");  // "<api>:<n>"
+  const char* colon = spec ? std::strrchr(spec, ':') : nullptr;
+  if (!current || !colon || std::string(spec, colon) != api) return false;
+  return ++current->calls[api] == std::atoi(colon + 1);
 }
 
 int mutant() {

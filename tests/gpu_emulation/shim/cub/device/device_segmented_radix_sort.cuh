@@ -40,6 +40,7 @@ struct DeviceSegmentedRadixSort {
     if (!mxssd_emu::check_stream("cub::DeviceSegmentedRadixSort::SortPairs", stream)) {
       return hipErrorInvalidValue;
     }
+    if (mxssd_emu::injected_failure("sort")) return hipErrorOutOfMemory;  // not sticky
     // Like CUB, storage grows with the item count (double buffers of keys and values).
     const size_t needed = 512 + size_t(num_items) * (sizeof(Key) + sizeof(Value));
     if (temp == nullptr) {
