@@ -113,12 +113,12 @@ class OpenCvRuntime:
 
     def __init__(self, cv2, path, decode):
         from .onnx_export import raw_anchors
-        level = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-        try:  # it logs an error for the constant 'anchors' output it cannot return
+        level = cv2.getLogLevel()
+        cv2.setLogLevel(0)   # silent: it logs an error for the constant 'anchors' output
+        try:
             self.net = cv2.dnn.readNetFromONNX(path)
         finally:
-            cv2.utils.logging.setLogLevel(level)
+            cv2.setLogLevel(level)
         self.anchors, self.decode = raw_anchors(path), decode
 
     def detect(self, data):
