@@ -288,7 +288,7 @@ def graph_gflop(sym, data_shape):
             weight = shapes[source["name"] + ("" if source["op"] == "null" else "_output")]
             # multiply-adds per output value: the weight's fan-in (C_in / groups x kernel)
             flop += 2 * np.prod(out[1:]) * np.prod(weight[1:])
-    return flop / data_shape[0] / 1e9
+    return flop / 1e9
 
 
 def gemm_gflops(rounds=5):
