@@ -10,6 +10,7 @@ than QDQ, and u8 x s8 is ONNX Runtime's fast integer path on AVX2 CPUs.  Only co
 are quantised: softmax, the box decoding and NMS stay float, as in tools/quantize's MXNet
 INT8 model.  The model's metadata (model spec, classes, mean) are kept.
 """
+import itertools
 import os
 import tempfile
 
@@ -71,7 +72,11 @@ def quantize_onnx(source, output, batches, num_images, calib_mode='naive'):
                          % (', '.join(CALIB_METHODS), calib_mode))
     if num_images < 1:
         raise ValueError('need at least 1 calibration image, got %d' % num_images)
-    reader = CalibrationImages(batches, num_images)
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None or not len(first):
+        raise ValueError('no calibration images: the calibration data are empty')
+    reader = CalibrationImages(itertools.chain([first], batches), num_images)
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(output))) as work:
         folded = os.path.join(work, 'folded.onnx')
         # Constant folding first: the class heads' biases are padded by a Concat (see
@@ -84,9 +89,6 @@ def quantize_onnx(source, output, batches, num_images, calib_mode='naive'):
             weight_type=quantization.QuantType.QInt8, per_channel=False,
             op_types_to_quantize=list(QUANTIZED_OPS),
             calibrate_method=getattr(quantization.CalibrationMethod, CALIB_METHODS[calib_mode]))
-    if not reader.seen:
-        os.remove(output)
-        raise ValueError('no calibration images: the data gave none')
     return reader.seen
 
 

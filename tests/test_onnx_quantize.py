@@ -101,6 +101,18 @@ def test_calibration_reads_exactly_the_given_images(shipped, tmp_path):
     assert [len(b['data']) for b in iter(reader.get_next, None)] == [4, 1] and reader.seen == 5
 
 
+@pytest.mark.parametrize('batches, num_images, message', [
+    ([], 4, 'no calibration images: the calibration data are empty'),
+    ([np.zeros((2, 3, 224, 224), np.float32)], 0, 'need at least 1 calibration image, got 0'),
+])
+def test_bad_calibration_is_refused(shipped, tmp_path, batches, num_images, message):
+    need('onnxruntime')
+    from detect.onnx_quantize import quantize_onnx
+    with pytest.raises(ValueError, match=message):
+        quantize_onnx(shipped['paths'][False], str(tmp_path / 'x.onnx'), batches, num_images)
+    assert not (tmp_path / 'x.onnx').exists()
+
+
 def test_missing_onnxruntime_is_one_clear_message(shipped_model, monkeypatch, capsys):
     from tools import quantize
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)   # 'import onnxruntime' fails
