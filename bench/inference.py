@@ -22,6 +22,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -403,14 +404,27 @@ def runners(prepared, batch, peers):
         "torchvision": ("torchvision", model["torchvision"] and (
             lambda: torchvision_runner(model["torchvision"], images))),
     }
+    failures = []
     for name, (peer, make) in peer_runs.items():
         if peer not in peers:
             runs[name] = "skipped"
         elif not make:
             runs[name] = "n/a"
         else:
-            runs[name] = make()
-    return runs, agreement_notes(runs)
+            try:
+                runs[name] = make()
+            except Exception as err:  # noqa: BLE001 -- a peer that cannot load the model
+                runs[name] = "failed"
+                failures.append("%s failed: %s" % (name, failure_line(err)))
+    return runs, [agreement_notes(runs)] + failures
+
+
+def failure_line(err):
+    """The informative line of a peer's error, without OpenCV's source locations."""
+    lines = [re.sub(r"OpenCV\([\d.]+\) \S+: error: \([^)]*\) ", "", line.strip("> "))
+             for line in str(err).splitlines() if line.strip("> ")]
+    return next((line for line in lines if "Node [" in line), lines[0] if lines else
+                type(err).__name__)[:300]
 
 
 def agreement_notes(runs):
@@ -478,7 +492,7 @@ def main(argv=None):
                 prepared[key] = Prepared(key, peers, args.calib_images, workdir)
                 notes += ["%s: %s" % (MODELS[key]["title"], n) for n in prepared[key].notes]
             model = prepared[key]
-            runs, agreement = runners(model, batch, peers)
+            runs, column_notes = runners(model, batch, peers)
             timed = {name: run for name, run in runs.items() if callable(run)}
             load = load_average()
             medians = interleaved_medians(timed, args.rounds, args.warmup,
@@ -486,7 +500,8 @@ def main(argv=None):
             columns.append((MODELS[key]["title"], batch, model.gflop,
                             dict(runs, **medians)))
             notes.append("%s b%d (load %s -> %s): %s" % (MODELS[key]["title"], batch, load,
-                                                         load_average(), agreement))
+                                                         load_average(), column_notes[0]))
+            notes += ["%s b%d: %s" % (MODELS[key]["title"], batch, n) for n in column_notes[1:]]
     print("\nms per image, median of %d runs (warm-up %d); 'ours x': the row's time over "
           "ours of the same precision (%s), > 1 = ours faster; one run, %.0f s"
           % (args.rounds, args.warmup, " / ".join(OURS.values()), time.time() - start))

@@ -31,7 +31,7 @@ def test_quick_run_prints_one_table_with_every_row(shipped_model, capsys):
         if who == "ours":
             assert float(value) > 0
         else:
-            assert value in ("n/a", "skipped") or float(value) > 0, (name, value)
+            assert value in ("n/a", "skipped", "failed") or float(value) > 0, (name, value)
     for name in inference.OURS.values():   # ratios are to ours: exactly 1 on ours' rows
         assert re.search(r"^%s\s+[\d.]+\s+1\.00x$" % re.escape(name), table, re.M)
     # the lower bound is the graph's GFLOP at the measured sgemm rate
@@ -39,6 +39,16 @@ def test_quick_run_prints_one_table_with_every_row(shipped_model, capsys):
                             re.M).groups()
     gflop = float(re.search(r"MobileNet-0.25 SSD224 (\d+\.\d+)\)", out).group(1))
     assert float(bound) == pytest.approx(gflop / float(rate) * 1e3, rel=0.05, abs=0.05)
+
+
+def test_failure_line_keeps_what_failed_without_source_locations():
+    err = RuntimeError("OpenCV(4.11.0) /io/x.cpp:1058: error: (-2:Unspecified error) in "
+                       "function 'handleNode'\n> Node [LpNormalization@ai.onnx]:(n1) parse "
+                       "error: OpenCV(4.11.0) /io/y.hpp:108: error: (-2:Unspecified error) "
+                       "Can't create layer \"n1\" of type \"LpNormalization\"\n> ")
+    assert inference.failure_line(err) == ('Node [LpNormalization@ai.onnx]:(n1) parse error: '
+                                           'Can\'t create layer "n1" of type "LpNormalization"')
+    assert inference.failure_line(ValueError("one line")) == "one line"
 
 
 @pytest.mark.parametrize("runs, message", [("mobilenet_224", "expected MODEL:BATCH"),
