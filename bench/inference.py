@@ -1,28 +1,32 @@
 #!/usr/bin/env python
-"""CPU inference speed of SSD: ours (fp32 and INT8) against the implementations a user would
-pick -- OpenCV dnn running the same network as a Caffe model, GluonCV and torchvision -- all
-in one process, on the same images, taking turns run by run.
+"""CPU inference speed of SSD in one table: ours (fp32 with oneDNN, fp32 with our Winograd
+convolutions, INT8) against the runtimes a user would pick -- OpenCV dnn, ONNX Runtime and
+OpenVINO, each fp32 and INT8, GluonCV and torchvision -- all in one process, on the same
+images, taking turns run by run, with the physical limit of the machine under them.
 
-    python -m bench.inference                        # VGG16 SSD300, batch 1 and 8
-    python -m bench.inference --models all --rounds 3
-    python -m bench.inference --threads 1 --batch-sizes 1
+    python -m bench.inference                 # VGG16-SSD300 b1 and b8, shipped MobileNet b1
+    python -m bench.inference --quick --runs mobilenet_224:1
+    python -m bench.inference --runs vgg16_512:1,resnet50_512:1 --peers opencv,gluoncv
 
-OpenCV runs a Caffe twin of our graph (bench/caffe_twin.py) whose random weights are
-converted with tools/caffe_converter and loaded into ours, so both run identical weights;
-their outputs are compared before any timing.  GluonCV and torchvision run their own models
-(random weights, same architecture and input size): only their speed is comparable.
-Timings cover the forward pass and post-processing (decoding, NMS) of a prepared batch up to
-detections in host memory; image decoding and resizing are left out for every runtime.
+Same network and weights everywhere but GluonCV and torchvision: OpenCV runs a Caffe twin of
+our graph (bench/caffe_twin.py, its random weights converted into ours; outputs compared
+first), and ONNX Runtime, OpenVINO and OpenCV run our ONNX export (detect/onnx_export.py;
+OpenCV the raw export decoded by our detection operator: it has no NonMaxSuppression).  INT8
+peers run that export quantised by detect/onnx_quantize.py (static QDQ), calibrated on the
+same images as ours (tools/quantize.py).  GluonCV and torchvision run their own model of the
+same architecture and input size (random weights): only their speed compares.  Timed: the
+forward pass and post-processing (decoding, NMS) of a prepared batch up to detections in host
+memory; image decoding and resizing are left out for every runtime.
 """
 import argparse
+import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
 import warnings
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 from bench.timing import (configure_threads, format_table, interleaved_medians,  # noqa: E402
@@ -38,10 +42,11 @@ from dataset.iterator import preprocess_image  # noqa: E402
 from symbol import operators  # noqa: E402
 from bench.caffe_twin import write_caffe_twin  # noqa: E402
 from bench.random_weights import random_params  # noqa: E402
-from bench.peers import (GLUON_MEAN, GLUON_STD, PEER_INSTALL, available_peers,  # noqa: E402
-                         import_gluoncv)
+from bench.peers import (GLUON_MEAN, GLUON_STD, PEER_INSTALL, import_gluoncv,  # noqa: E402
+                         peer_status)
 from dataset import synthetic  # noqa: E402
 from symbol.symbol_factory import get_symbol  # noqa: E402
+from symbol.winograd import use_winograd  # noqa: E402
 from tools import quantize  # noqa: E402
 from tools.caffe_converter.compare import (detection_differences,  # noqa: E402
                                            mxnet_detections, opencv_detections,
@@ -54,56 +59,71 @@ TOLERANCE = 1e-4
 NMS = dict(nms_thresh=0.45, nms_topk=400)  # SSD's published deploy settings, all runtimes
 VARIANCES = (0.1, 0.1, 0.2, 0.2)
 
-# network -> which peers run it.  GluonCV / torchvision names are their model-zoo entries.
+# network -> which peers run it.  GluonCV / torchvision names are their model-zoo entries;
+# 'shipped': the trained demo model (detect/shipped.py) instead of random weights.
 MODELS = {
-    "vgg16_300": dict(title="VGG16-reduced SSD300", network="vgg16_reduced", data_shape=300,
-                      opencv=True, gluoncv="ssd_300_vgg16_atrous_voc",
+    "vgg16_300": dict(title="VGG16-SSD300", network="vgg16_reduced", data_shape=300,
+                      caffe_twin=True, gluoncv="ssd_300_vgg16_atrous_voc",
                       torchvision="ssd300_vgg16"),
-    "vgg16_512": dict(title="VGG16-reduced SSD512", network="vgg16_reduced", data_shape=512,
-                      opencv=True, gluoncv="ssd_512_vgg16_atrous_voc", torchvision=None),
-    "resnet50_512": dict(title="ResNet-50 SSD512", network="resnet50", data_shape=512,
-                         opencv=False, gluoncv="ssd_512_resnet50_v1_voc", torchvision=None),
+    "vgg16_512": dict(title="VGG16-SSD512", network="vgg16_reduced", data_shape=512,
+                      caffe_twin=True, gluoncv="ssd_512_vgg16_atrous_voc", torchvision=None),
+    "resnet50_512": dict(title="ResNet50-SSD512", network="resnet50", data_shape=512,
+                         caffe_twin=False, gluoncv="ssd_512_resnet50_v1_voc",
+                         torchvision=None),
+    "mobilenet_224": dict(title="MobileNet-0.25 SSD224", network="mobilenet_0.25",
+                          data_shape=224, shipped=True, caffe_twin=False, gluoncv=None,
+                          torchvision=None),
 }
+DEFAULT_RUNS = "vgg16_300:1,vgg16_300:8,mobilenet_224:1"
+QUICK = dict(rounds=2, warmup=1)
 
-# How ours can run: (engine, MKLDNN subgraph fusion).  A Module binds with MXNet's default
-# subgraph backend, which on MKLDNN builds is MKLDNN itself; 'none' switches it off.
-OURS_SETTINGS = {
-    "Module, no fusion": ("module", "none"),
-    "Module (MXNet default)": ("module", "default"),
-    "SymbolBlock static": ("gluon", "none"),
-    "SymbolBlock static + MKLDNN": ("gluon", "MKLDNN"),
-}
-OURS_FASTEST = "Module (MXNet default)"
-REFERENCE_SETTING = "Module, no fusion"
-INT8_NAME = "ours INT8 (Module, MKLDNN)"
+# The table's rows, in order: (name, precision, who runs it: 'ours' or a peer of PEER_INSTALL)
+ROWS = (("ours fp32 (oneDNN)", "fp32", "ours"),
+        ("ours fp32 (Winograd)", "fp32", "ours"),
+        ("ours INT8 (oneDNN)", "int8", "ours"),
+        ("OpenCV dnn fp32 (Caffe twin)", "fp32", "opencv"),
+        ("OpenCV dnn fp32 (ONNX)", "fp32", "opencv"),
+        ("OpenCV dnn INT8 (QDQ ONNX)", "int8", "opencv"),
+        ("ONNX Runtime fp32", "fp32", "onnxruntime"),
+        ("ONNX Runtime INT8 (QDQ)", "int8", "onnxruntime"),
+        ("OpenVINO fp32", "fp32", "openvino"),
+        ("OpenVINO INT8 (QDQ)", "int8", "openvino"),
+        ("GluonCV", "fp32", "gluoncv"),
+        ("torchvision", "fp32", "torchvision"))
+# each precision's ratios are to this row of ours
+OURS = {"fp32": "ours fp32 (Winograd)", "int8": "ours INT8 (oneDNN)"}
+GEMM_SIDE = 2048   # the sgemm that measures the machine: 2 * 2048^3 = 17 GFLOP
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--models", default="vgg16_300",
-                        help="comma list of %s, or 'all'" % ", ".join(MODELS))
-    parser.add_argument("--batch-sizes", default="1,8")
+    parser.add_argument("--runs", default=DEFAULT_RUNS,
+                        help="comma list of MODEL:BATCH, models: %s" % ", ".join(MODELS))
     parser.add_argument("--rounds", type=int, default=5,
                         help="timed runs per runtime (the median is reported)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
+    parser.add_argument("--quick", action="store_true",
+                        help="%(rounds)d rounds, %(warmup)d warm-up (for tests)" % QUICK)
     parser.add_argument("--threads", type=int, default=0,
                         help="threads for every runtime (default: OMP_NUM_THREADS or all cores)")
-    parser.add_argument("--peers", default="opencv,gluoncv,torchvision",
+    parser.add_argument("--peers", default=",".join(PEER_INSTALL),
                         help="comma list of peers to run ('' for ours only)")
-    parser.add_argument("--settings", action=argparse.BooleanOptionalAction, default=True,
-                        help="first compare the ways ours can run (batch 1, first model)")
-    parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
-                        help="include our INT8 model (tools/quantize.py)")
     parser.add_argument("--calib-images", type=int, default=16,
-                        help="synthetic images the INT8 model is calibrated on")
-    args = parser.parse_args()
-    args.models = list(MODELS) if args.models == "all" else args.models.split(",")
-    unknown = [m for m in args.models if m not in MODELS]
+                        help="synthetic images every INT8 model is calibrated on")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.warmup = QUICK["rounds"], QUICK["warmup"]
+    try:
+        args.runs = [(model, int(batch)) for model, batch in
+                     (run.split(":") for run in args.runs.split(","))]
+    except ValueError:
+        parser.error("--runs: expected MODEL:BATCH,..., got %r" % args.runs)
+    unknown = sorted({m for m, _ in args.runs} - set(MODELS))
     if unknown:
-        parser.error("unknown model(s) %s; choose from %s" % (unknown, ", ".join(MODELS)))
-    args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+        parser.error("--runs: unknown model(s) %s; choose from %s"
+                     % (", ".join(unknown), ", ".join(MODELS)))
     args.peers = [p for p in args.peers.split(",") if p]
     unknown = [p for p in args.peers if p not in PEER_INSTALL]
     if unknown:
@@ -167,25 +187,6 @@ def module_runner(sym, args, auxs, data, fusion="default"):
         module.forward(batch, is_train=False)
         return module.get_outputs()[0].asnumpy()
     return run
-
-
-def gluon_runner(sym, args, auxs, data, fusion="none"):
-    """The same graph as a hybridized SymbolBlock with static memory and shapes."""
-    with warnings.catch_warnings():  # SymbolBlock warns about the untyped 'data' input
-        warnings.simplefilter("ignore")
-        block = mx.gluon.SymbolBlock(sym, mx.sym.var("data"))
-    needed = set(sym.list_arguments()) | set(sym.list_auxiliary_states())
-    block.collect_params().load_dict({k: v for k, v in dict(args, **auxs).items()
-                                      if k in needed}, ctx=mx.cpu())
-    block.hybridize(static_alloc=True, static_shape=True,
-                    backend=None if fusion == "none" else fusion)
-    return lambda: block(data).asnumpy()
-
-
-def ours_runner(setting, sym, args, auxs, data):
-    engine, fusion = OURS_SETTINGS[setting]
-    make = module_runner if engine == "module" else gluon_runner
-    return make(sym, args, auxs, data, fusion)
 
 
 def int8_model(sym, args, auxs, side, calib_images):
@@ -271,122 +272,247 @@ def check_against_opencv(sym, args, prototxt, caffemodel, data_rgb):
             % (loc_error, prob_error, len(ours_rows), min_score, scores, boxes))
 
 
-# ------------------------------------------------------------------------------ tables
+# ------------------------------------------------------------------------------ physical limit
 
-def settings_table(sym, args, auxs, data, rounds, warmup):
-    """Every way ours can run, batch 1: speed, first-call time, output vs no fusion."""
-    runs, first_call, outputs = {}, {}, {}
-    for setting in OURS_SETTINGS:
-        start = time.perf_counter()
-        runs[setting] = ours_runner(setting, sym, args, auxs, data)
-        outputs[setting] = runs[setting]()
-        first_call[setting] = time.perf_counter() - start
-    medians = interleaved_medians(runs, rounds, warmup, desc="ours' settings")
-    base = medians["Module (MXNet default)"]
-    rows = [(setting, "%.2f" % (1 / medians[setting]), "%.0f" % (medians[setting] * 1e3),
-             "%.2fx" % (base / medians[setting]), "%.1f" % first_call[setting],
-             "%.1e" % np.abs(outputs[setting] - outputs[REFERENCE_SETTING]).max())
-            for setting in OURS_SETTINGS]
-    return format_table(("ours, fp32 setting", "img/s", "ms", "vs default", "first call s",
-                         "max |diff|"), rows)
+def graph_gflop(sym, data_shape):
+    """GFLOP per image of the convolutions and fully connected layers of ``sym`` (2 per
+    multiply-add, as the graph computes them: padded head filters included)."""
+    internals = sym.get_internals()
+    arg_shapes, out_shapes, _ = internals.infer_shape(data=data_shape)
+    shapes = dict(zip(internals.list_arguments(), arg_shapes))
+    shapes.update(zip(internals.list_outputs(), out_shapes))
+    nodes, flop = json.loads(sym.tojson())["nodes"], 0
+    for node in nodes:
+        if node["op"] in ("Convolution", "FullyConnected"):
+            out = shapes[node["name"] + "_output"]
+            source = nodes[node["inputs"][1][0]]   # a variable, or a padding Concat
+            weight = shapes[source["name"] + ("" if source["op"] == "null" else "_output")]
+            # multiply-adds per output value: the weight's fan-in (C_in / groups x kernel)
+            flop += 2 * np.prod(out[1:]) * np.prod(weight[1:])
+    return flop / 1e9
 
 
-def build_runners(model, sym, args, auxs, twin, batch, int8, peers):
-    """name -> run() for one batch size (ours fp32 first), and notes on their outputs."""
-    side = model["data_shape"]
-    images = synthetic_images(batch, side)
+def gemm_gflops(rounds=5):
+    """The machine's measured single-precision GEMM rate: a large sgemm through MXNet's
+    oneDNN (FullyConnected), median of ``rounds``."""
+    rng = np.random.RandomState(0)
+    a, b = (mx.nd.array(rng.uniform(-1, 1, (GEMM_SIDE, GEMM_SIDE))) for _ in range(2))
+    run = lambda: mx.nd.FullyConnected(a, b, num_hidden=GEMM_SIDE,  # noqa: E731
+                                       no_bias=True).wait_to_read()
+    seconds = interleaved_medians({"sgemm": run}, rounds, warmup=1, desc="sgemm")["sgemm"]
+    return 2.0 * GEMM_SIDE ** 3 / seconds / 1e9
+
+
+# ------------------------------------------------------------------------------ the models
+
+def shipped_model():
+    """(symbol, arg_params, aux_params) of the shipped demo model."""
+    from detect.shipped import SHIPPED_MODEL
+    from symbol import model_io
+    prefix = model_io.expand_prefix(SHIPPED_MODEL["prefix"], SHIPPED_MODEL["network"],
+                                    SHIPPED_MODEL["data_shape"])
+    prefix, _, settings = model_io.open_model(prefix, {}, {})
+    return model_io.inference_model(prefix, model_io.resolve_epoch(prefix, None), settings)
+
+
+def onnx_models(sym, args, auxs, side, calib, workdir):
+    """{(raw, precision): path}: our ONNX export, full and raw, fp32 and INT8 (QDQ,
+    calibrated on ``calib``)."""
+    from detect.onnx_export import export_onnx
+    from detect.onnx_quantize import quantize_onnx
+    paths = {}
+    for raw in (False, True):
+        name = os.path.join(workdir, "ssd%s" % ("-raw" if raw else ""))
+        paths[raw, "fp32"] = export_onnx(sym, args, auxs, (side, side), name + ".onnx", raw)
+        paths[raw, "int8"] = name + "_int8.onnx"
+        quantize_onnx(paths[raw, "fp32"], paths[raw, "int8"], [calib], len(calib))
+    return paths
+
+
+class Prepared:
+    """One network, ready to run in every runtime: weights, the Caffe twin, our INT8 model
+    and the ONNX exports."""
+
+    def __init__(self, key, peers, calib_images, workdir):
+        model = MODELS[key]
+        self.key, self.model, self.side = key, model, model["data_shape"]
+        self.twin, self.notes = None, []
+        workdir = os.path.join(workdir, key)
+        os.makedirs(workdir)
+        if model.get("shipped"):
+            self.sym, self.args, self.auxs = shipped_model()
+        else:
+            self.sym = get_symbol(model["network"], self.side, NUM_CLASSES, **NMS)
+        if model["caffe_twin"]:
+            prototxt, caffemodel, self.args = caffe_twin_params(self.sym, self.side, workdir)
+            self.auxs, self.twin = {}, (prototxt, caffemodel)
+            self.notes.append(check_against_opencv(
+                self.sym, self.args, prototxt, caffemodel,
+                ours_input(synthetic_images(1, self.side))))
+        elif not model.get("shipped"):
+            self.args, self.auxs = random_params(self.sym, self.side)
+        calib = ours_input(synthetic_images(calib_images, self.side, "train"))
+        self.int8 = int8_model(self.sym, self.args, self.auxs, self.side, calib_images)
+        self.onnx = None
+        if "onnxruntime" in peers:  # it quantises the export every ONNX row runs
+            self.onnx = onnx_models(self.sym, self.args, self.auxs, self.side, calib, workdir)
+        self.gflop = graph_gflop(self.sym, (1, 3, self.side, self.side))
+
+
+def onnx_runner(runtime, path, data):
+    from detect.runtimes import open_onnx_runtime
+    session = open_onnx_runtime(runtime, path)
+    return lambda: session.detect(data)
+
+
+def opencv_onnx_runner(path, sym, data):
+    from detect.runtimes import OpenCvRuntime, detection_decoder
+    session = OpenCvRuntime(cv2, path, detection_decoder(sym))
+    return lambda: session.detect(data)
+
+
+def runners(prepared, batch, peers):
+    """{row name: run() or the reason it does not run} for one network and batch size, and
+    notes on how the detections of each agree with ours fp32 (oneDNN)."""
+    model, sym, args, auxs = prepared.model, prepared.sym, prepared.args, prepared.auxs
+    images = synthetic_images(batch, prepared.side)
     data = ours_input(images)
-    fastest = ours_runner(OURS_FASTEST, sym, args, auxs, mx.nd.array(data))
-    runs = {"ours fp32 (%s)" % OURS_FASTEST: fastest}
-    fp32 = module_runner(sym, args, auxs, mx.nd.array(data), "none")()
-    notes = ["fastest setting vs Module without fusion: max |diff| %.1e"
-             % np.abs(fastest() - fp32).max()]
-    if int8 is not None:
-        runs[INT8_NAME] = module_runner(*int8, mx.nd.array(data))
-        share, score_diff = quantize.detection_agreement(fp32, runs[INT8_NAME](), CONFIDENT)
-        notes.append("INT8 keeps %.0f%% of the fp32 detections >= %.1f (same class, IoU >= "
-                     "0.5; mean |score diff| %.3f)" % (100 * share, CONFIDENT, score_diff))
-    if "opencv" in peers and twin:
-        bgr = np.ascontiguousarray(data[:, ::-1])
-        runs["OpenCV dnn %s (Caffe twin)" % cv2.__version__] = opencv_runner(*twin, bgr)
-        runs["OpenCV dnn, Winograd off"] = opencv_runner(*twin, bgr, winograd=False)
-    if "gluoncv" in peers and model["gluoncv"]:
-        runs["GluonCV %s" % model["gluoncv"]] = gluoncv_runner(
-            model["gluoncv"], mx.nd.array(gluoncv_input(images)))
-    if "torchvision" in peers and model["torchvision"]:
-        runs["torchvision %s" % model["torchvision"]] = torchvision_runner(
-            model["torchvision"], images)
-    return runs, notes
+    nd_data = mx.nd.array(data)
+    shapes = {"data": data.shape}
+    runs = {"ours fp32 (oneDNN)": module_runner(sym, args, auxs, nd_data),
+            "ours fp32 (Winograd)": module_runner(use_winograd(sym, shapes, enabled=True),
+                                                  args, auxs, nd_data),
+            "ours INT8 (oneDNN)": module_runner(*prepared.int8, nd_data)}
+    onnx = prepared.onnx or {}
+    peer_runs = {
+        "OpenCV dnn fp32 (Caffe twin)": ("opencv", prepared.twin and (
+            lambda: opencv_runner(*prepared.twin, np.ascontiguousarray(data[:, ::-1])))),
+        "OpenCV dnn fp32 (ONNX)": ("opencv", onnx and (
+            lambda: opencv_onnx_runner(onnx[True, "fp32"], sym, data))),
+        "OpenCV dnn INT8 (QDQ ONNX)": ("opencv", onnx and (
+            lambda: opencv_onnx_runner(onnx[True, "int8"], sym, data))),
+        "ONNX Runtime fp32": ("onnxruntime", onnx and (
+            lambda: onnx_runner("onnxruntime", onnx[False, "fp32"], data))),
+        "ONNX Runtime INT8 (QDQ)": ("onnxruntime", onnx and (
+            lambda: onnx_runner("onnxruntime", onnx[False, "int8"], data))),
+        "OpenVINO fp32": ("openvino", onnx and (
+            lambda: onnx_runner("openvino", onnx[False, "fp32"], data))),
+        "OpenVINO INT8 (QDQ)": ("openvino", onnx and (
+            lambda: onnx_runner("openvino", onnx[False, "int8"], data))),
+        "GluonCV": ("gluoncv", model["gluoncv"] and (
+            lambda: gluoncv_runner(model["gluoncv"], mx.nd.array(gluoncv_input(images))))),
+        "torchvision": ("torchvision", model["torchvision"] and (
+            lambda: torchvision_runner(model["torchvision"], images))),
+    }
+    failures = []
+    for name, (peer, make) in peer_runs.items():
+        if peer not in peers:
+            runs[name] = "skipped"
+        elif not make:
+            runs[name] = "n/a"
+        else:
+            try:
+                runs[name] = make()
+            except Exception as err:  # noqa: BLE001 -- a peer that cannot load the model
+                runs[name] = "failed"
+                failures.append("%s failed: %s" % (name, failure_line(err)))
+    return runs, [agreement_notes(runs)] + failures
 
 
-def speed_table(medians, batch):
-    ours = next(iter(medians.values()))
-    rows = [(name, "%.2f" % (batch / t), "%.0f" % (t * 1e3), "%.2fx" % (t / ours))
-            for name, t in medians.items()]
-    return format_table(("runtime", "img/s", "ms/batch", "ours fp32 speed-up"), rows)
+def failure_line(err):
+    """The informative line of a peer's error, without OpenCV's source locations."""
+    lines = [re.sub(r"OpenCV\([\d.]+\) \S+: error: \([^)]*\) ", "", line.strip("> "))
+             for line in str(err).splitlines() if line.strip("> ")]
+    return next((line for line in lines if "Node [" in line), lines[0] if lines else
+                type(err).__name__)[:300]
 
 
-def goal_lines(key, batch, medians):
-    """The issue's goals: at batch 1 on VGG16 SSD300, ours fp32 >= 1.0x OpenCV dnn and
-    >= 1.3x GluonCV; INT8 >= 2x our fp32."""
-    ours = next(iter(medians.values()))
-    lines = []
-    for prefix, goal in (("OpenCV dnn 4", 1.0), ("GluonCV", 1.3)):
-        peer = next((t for name, t in medians.items() if name.startswith(prefix)), None)
-        if peer is not None and key == "vgg16_300" and batch == 1:
-            lines.append(("ours fp32 vs %s, batch 1" % prefix.split()[0], peer / ours, goal))
-    int8 = medians.get(INT8_NAME)
-    if int8 is not None:
-        lines.append(("ours INT8 vs fp32, %s batch %d" % (key, batch), ours / int8, 2.0))
-    return ["%-38s %.2fx (goal >= %.1fx) %s" % (what, ratio, goal,
-                                                 "met" if ratio >= goal else "MISSED")
-            for what, ratio, goal in lines]
+def agreement_notes(runs):
+    """How many of ours fp32 (oneDNN)'s confident detections each runtime of ours' output
+    format keeps (GluonCV, torchvision and the Caffe twin have their own)."""
+    reference = runs["ours fp32 (oneDNN)"]()
+    kept = []
+    for name, run in runs.items():
+        if callable(run) and name != "ours fp32 (oneDNN)" and "Caffe" not in name \
+                and name not in ("GluonCV", "torchvision"):
+            share, _ = quantize.detection_agreement(reference, run(), CONFIDENT)
+            kept.append("%s %.0f%%" % (name, 100 * share))
+    count = int(((reference[:, :, 0] >= 0) & (reference[:, :, 1] >= CONFIDENT)).sum())
+    return "of the %d detections >= %.1f of ours fp32 (oneDNN), kept (same class, IoU >= " \
+           "0.5): %s" % (count, CONFIDENT, ", ".join(kept))
 
 
-def bench_model(key, args, peers, workdir, with_settings):
-    model = MODELS[key]
-    side = model["data_shape"]
-    sym = get_symbol(model["network"], side, NUM_CLASSES, **NMS)
-    twin, auxs = None, {}
-    if model["opencv"]:
-        prototxt, caffemodel, params = caffe_twin_params(sym, side, workdir)
-        twin = (prototxt, caffemodel)
-        print(check_against_opencv(sym, params, prototxt, caffemodel,
-                                   ours_input(synthetic_images(1, side))))
-    else:
-        params, auxs = random_params(sym, side)
-    if with_settings:
-        print("\n%s, batch 1, load %s" % (model["title"], load_average()))
-        data = mx.nd.array(ours_input(synthetic_images(1, side)))
-        print(settings_table(sym, params, auxs, data, args.rounds, args.warmup))
-    int8 = int8_model(sym, params, auxs, side, args.calib_images) if args.int8 else None
-    goals = []
-    for batch in args.batch_sizes:
-        runs, notes = build_runners(model, sym, params, auxs, twin, batch, int8, peers)
-        start_load = load_average()
-        medians = interleaved_medians(runs, args.rounds, args.warmup,
-                                      desc="%s batch %d" % (key, batch))
-        print("\n%s, batch %d, median of %d runs, load %s -> %s"
-              % (model["title"], batch, args.rounds, start_load, load_average()))
-        print(speed_table(medians, batch))
-        print("\n".join("  " + note for note in notes))
-        goals += goal_lines(key, batch, medians)
-    return goals
+# ------------------------------------------------------------------------------ the table
+
+def cell(result, name, precision, medians_ours, batch):
+    """(ms per image, ours' speed-up) of one row in one column."""
+    if isinstance(result, str):
+        return result, ""
+    ours = medians_ours[precision]
+    return "%.1f" % (result * 1e3 / batch), "%.2fx" % (result / ours)
 
 
-def main():
+def one_table(columns, gemm):
+    """``columns``: [(title, batch, gflop, {row: seconds per batch or reason})]."""
+    header = ["runtime"]
+    for title, batch, _, _ in columns:
+        header += ["%s b%d ms/img" % (title, batch), "ours x"]
+    rows = []
+    for name, precision, _ in ROWS:
+        row = [name]
+        for _, batch, _, results in columns:
+            ours = {p: results[OURS[p]] for p in OURS}
+            row += cell(results.get(name, "n/a"), name, precision, ours, batch)
+        rows.append(row)
+    limit = ["physical limit (%.0f GFLOP/s sgemm)" % gemm]
+    for _, batch, gflop, _ in columns:
+        limit += ["%.1f" % (gflop / gemm * 1e3), ""]
+    rows.append(limit)
+    return format_table(header, rows)
+
+
+def main(argv=None):
     operators.load()
-    args = parse_args()
+    args = parse_args(argv)
     logging.getLogger("tools.caffe_converter").setLevel(logging.ERROR)  # semantics warnings
     cv2.setNumThreads(THREADS)
     print("MXNet %s, OpenCV %s, OMP_NUM_THREADS=%d, %d CPUs, load %s at start"
           % (mx.__version__, cv2.__version__, THREADS, os.cpu_count(), load_average()))
-    peers = available_peers(args.peers)
-    goals = []
+    peers, skipped = [], []
+    for peer in args.peers:
+        reason = peer_status(peer)
+        (skipped.append("%s (%s): %s" % (peer, reason, PEER_INSTALL[peer])) if reason
+         else peers.append(peer))
+    start, columns, notes = time.time(), [], []
+    gemm = gemm_gflops()
     with tempfile.TemporaryDirectory() as workdir:
-        for index, key in enumerate(args.models):
-            goals += bench_model(key, args, peers, workdir, args.settings and index == 0)
-    print("\nGoals\n" + "\n".join(goals))
+        prepared = {}
+        for key, batch in args.runs:
+            if key not in prepared:
+                prepared[key] = Prepared(key, peers, args.calib_images, workdir)
+                notes += ["%s: %s" % (MODELS[key]["title"], n) for n in prepared[key].notes]
+            model = prepared[key]
+            runs, column_notes = runners(model, batch, peers)
+            timed = {name: run for name, run in runs.items() if callable(run)}
+            load = load_average()
+            medians = interleaved_medians(timed, args.rounds, args.warmup,
+                                          desc="%s b%d" % (key, batch))
+            columns.append((MODELS[key]["title"], batch, model.gflop,
+                            dict(runs, **medians)))
+            notes.append("%s b%d (load %s -> %s): %s" % (MODELS[key]["title"], batch, load,
+                                                         load_average(), column_notes[0]))
+            notes += ["%s b%d: %s" % (MODELS[key]["title"], batch, n) for n in column_notes[1:]]
+    print("\nms per image, median of %d runs (warm-up %d); 'ours x': the row's time over "
+          "ours of the same precision (%s), > 1 = ours faster; one run, %.0f s"
+          % (args.rounds, args.warmup, " / ".join(OURS.values()), time.time() - start))
+    print(one_table(columns, gemm))
+    print("physical limit: the network's GFLOP per image (%s), counted from the graph, at the "
+          "measured %dx%d sgemm rate (Winograd needs fewer multiplications, so it can go under)"
+          % (", ".join("%s %.2f" % (MODELS[k]["title"], m.gflop) for k, m in prepared.items()),
+             GEMM_SIDE, GEMM_SIDE))
+    print("\n".join("  " + note for note in notes))
+    for line in skipped:
+        print("skipped %s" % line)
     return 0
 
 

@@ -7,10 +7,13 @@ import warnings
 CONSTRAINTS = "-c constraints.txt  # constraints.txt: numpy<1.24 and mxnet==1.9.1"
 PEER_INSTALL = {
     "opencv": "pip install 'opencv-python-headless<5'",
+    "onnxruntime": "pip install onnxruntime onnx  # or: pip install -e '.[onnx]'",
+    "openvino": "pip install openvino onnx  # or: pip install -e '.[onnx]'",
     "gluoncv": "pip install 'gluoncv==0.10.5.post0' " + CONSTRAINTS,
     "torchvision": "pip install torch==2.14.1 torchvision==0.29.1 " + CONSTRAINTS,
 }
-PEER_MODULES = {"opencv": "cv2", "gluoncv": "gluoncv", "torchvision": "torchvision"}
+PEER_MODULES = {"opencv": "cv2", "onnxruntime": "onnxruntime", "openvino": "openvino",
+                "gluoncv": "gluoncv", "torchvision": "torchvision"}
 # GluonCV's image normalisation (its SSD transforms): RGB / 255, minus mean, over std.
 GLUON_MEAN, GLUON_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

@@ -380,6 +380,24 @@ def raw_symbol(symbol):
                          for s, n in zip((cls_prob, loc_pred, anchors), RAW_OUTPUTS)])
 
 
+def raw_anchors(path):
+    """The anchors (1, A, 4) of a raw ONNX model (:func:`raw_symbol`), computed from their
+    constant subgraph (for runtimes that cannot return a constant output, as OpenCV dnn)."""
+    onnx = require_onnx()
+    from onnx.reference import ReferenceEvaluator
+    from onnx.utils import Extractor
+    model = onnx.load(path)
+    name = RAW_OUTPUTS[2]
+    if name not in [output.name for output in model.graph.output]:
+        raise ValueError('%s has no %s output (not a raw export: deploy.py --onnx-raw)'
+                         % (path, name))
+    folded = {tensor.name: tensor for tensor in model.graph.initializer}
+    if name in folded:   # constants folded (onnxruntime's optimiser, as detect.onnx_quantize)
+        from onnx import numpy_helper
+        return numpy_helper.to_array(folded[name])
+    return ReferenceEvaluator(Extractor(model).extract_model([], [name])).run(None, {})[0]
+
+
 def require_test_graph(symbol):
     """``symbol`` when its one output is a MultiBoxDetection node, else ValueError."""
     graph = json.loads(symbol.tojson())

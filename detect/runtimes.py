@@ -103,6 +103,49 @@ def openvino_metadata(model):
 ONNX_RUNTIMES = {runtime.name: runtime for runtime in (OnnxRuntime, OpenVinoRuntime)}
 
 
+class OpenCvRuntime:
+    """A raw ONNX model (deploy.py --onnx-raw: outputs cls_prob, loc_pred, anchors) on OpenCV
+    dnn, decoded by ``decode(cls_prob, loc_pred, anchors) -> detections`` (see
+    :func:`detection_decoder`).  OpenCV 4.11 cannot run the full export (it has no
+    NonMaxSuppression layer) nor return a constant output, so the anchors are read from the
+    file."""
+    name = 'opencv'
+
+    def __init__(self, cv2, path, decode):
+        from .onnx_export import raw_anchors
+        level = cv2.getLogLevel()
+        cv2.setLogLevel(0)   # silent: it logs an error for the constant 'anchors' output
+        try:
+            self.net = cv2.dnn.readNetFromONNX(path)
+        finally:
+            cv2.setLogLevel(level)
+        self.anchors, self.decode = raw_anchors(path), decode
+
+    def detect(self, data):
+        self.net.setInput(host_array(data))
+        cls_prob, loc_pred = self.net.forward(['cls_prob', 'loc_pred'])
+        return self.decode(cls_prob, loc_pred, self.anchors)
+
+
+def detection_decoder(symbol):
+    """``decode(cls_prob, loc_pred, anchors) -> detections`` (numpy in and out) with the
+    detection node of the test graph ``symbol``: same operator, same attributes."""
+    import mxnet as mx
+    from .onnx_export import require_test_graph
+    graph = json.loads(require_test_graph(symbol).tojson())
+    node = graph['nodes'][graph['heads'][0][0]]
+    name, attrs = node['op'], node.get('attrs', {})
+    # MXNet puts '_contrib_X' operators at mx.nd.contrib.X, ours (mx.library.load) at mx.nd.X
+    module, name = ((mx.nd.contrib, name[len('_contrib_'):]) if name.startswith('_contrib_')
+                    else (mx.nd, name))
+    operator = getattr(module, name)
+
+    def decode(cls_prob, loc_pred, anchors):
+        return operator(mx.nd.array(cls_prob), mx.nd.array(loc_pred), mx.nd.array(anchors),
+                        **attrs).asnumpy()
+    return decode
+
+
 def open_onnx_runtime(runtime, path):
     """ONNX Runtime or OpenVINO running the ONNX model at ``path``."""
     if runtime not in ONNX_RUNTIMES:

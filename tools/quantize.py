@@ -119,33 +119,44 @@ def bind(symbol, arg_params, aux_params, data_shape, source="the model"):
                               mx.cpu(), source)
 
 
-def compare_on_records(models, eval_iter, class_names):
-    """Run every model ({name: Module}) on the same batches, taking turns batch by batch (so
-    load from other processes hits all alike).  Returns {name: (mAP (VOC07), images/s of
-    forward + output copy)}."""
+def compare_on_records(runtimes, eval_iter, class_names):
+    """Run every runtime ({name: detect.runtimes runtime}) on the same batches, taking turns
+    batch by batch (so load from other processes hits all alike).  Returns {name: (mAP
+    (VOC07), images/s of detection up to a numpy output)}."""
     from evaluate.eval_metric import VOC07MApMetric
-    metrics = {name: VOC07MApMetric(0.5, False, class_names) for name in models}
-    seconds = dict.fromkeys(models, 0.0)
+    metrics = {name: VOC07MApMetric(0.5, False, class_names) for name in runtimes}
+    seconds = dict.fromkeys(runtimes, 0.0)
     images = 0
     eval_iter.reset()
     first = eval_iter.next()
-    for module in models.values():  # untimed: oneDNN creates its kernels on the first call
-        module.forward(first, is_train=False)
-        module.get_outputs()[0].wait_to_read()
+    for runtime in runtimes.values():  # untimed: kernels are created on the first call
+        runtime.detect(first.data[0])
     eval_iter.reset()
-    bar = tqdm(desc="fp32 vs int8", unit="img")
+    bar = tqdm(desc=" vs ".join(runtimes), unit="img")
     for batch in eval_iter:
         real = eval_iter.batch_size - (batch.pad or 0)
-        for name, module in models.items():
+        for name, runtime in runtimes.items():
             start = time.perf_counter()
-            module.forward(batch, is_train=False)
-            dets = module.get_outputs()[0].asnumpy()
+            dets = runtime.detect(batch.data[0])
             seconds[name] += time.perf_counter() - start
             metrics[name].update([batch.label[0][:real]], [dets[:real]])
         images += real
         bar.update(real)
     bar.close()
-    return {name: (metrics[name].mean_ap(), images / seconds[name]) for name in models}
+    return {name: (metrics[name].mean_ap(), images / seconds[name]) for name in runtimes}
+
+
+def print_comparison(results, prefix, eval_rec, batch_size, reference, candidate):
+    print("%s on %s (batch %d, OMP_NUM_THREADS=%s, load %.2f)"
+          % (os.path.basename(prefix), eval_rec, batch_size,
+             os.environ.get("OMP_NUM_THREADS"), os.getloadavg()[0]))
+    width = max(len(name) for name in results)
+    print("%-*s %10s %10s" % (width, "model", "VOC07 mAP", "images/s"))
+    for name, (mean_ap, rate) in results.items():
+        print("%-*s %10.4f %10.2f" % (width, name, mean_ap, rate))
+    print("%s / %s speed: %.2fx, mAP change: %+.4f"
+          % (candidate, reference, results[candidate][1] / results[reference][1],
+             results[candidate][0] - results[reference][0]))
 
 
 def confident_rows(output, image, min_score):
@@ -210,7 +221,70 @@ def parse_args(argv=None):
     parser.add_argument("--exclude", default="", help="comma list of layers kept in fp32")
     parser.add_argument("--batch-size", type=cli.positive_int, default=8)
     parser.add_argument("--output", help="output prefix (default: <prefix>%s)" % OUTPUT_SUFFIX)
+    parser.add_argument("--format", choices=("mxnet", "onnx"), default="mxnet",
+                        help="mxnet: MXNet's MKLDNN INT8 checkpoint; onnx: the exported ONNX "
+                        "model quantised by onnxruntime (QDQ, runs as INT8 on ONNX Runtime, "
+                        "OpenVINO and OpenCV dnn), as <dir>/deploy_<name>%s.onnx" % OUTPUT_SUFFIX)
+    parser.add_argument("--onnx-raw", action=cli.BOOL, default=False,
+                        help="--format onnx: the raw export (no decoding and NMS, what OpenCV "
+                        "dnn runs), as ...-raw.onnx")
     return parser.parse_args(argv)
+
+
+def onnx_runtimes(raw, float_path, int8_path, symbol):
+    """fp32 and INT8 of every runtime here that runs the export: ONNX Runtime and OpenVINO the
+    full model, OpenCV dnn the raw one; {} and a note for each one missing."""
+    from detect import runtimes
+    opened = {}
+    for name in ("opencv",) if raw else tuple(runtimes.ONNX_RUNTIMES):
+        try:
+            if name == "opencv":
+                import cv2
+                decode = runtimes.detection_decoder(symbol)
+                for precision, path in (("fp32", float_path), ("int8", int8_path)):
+                    opened["%s %s" % (precision, name)] = runtimes.OpenCvRuntime(cv2, path,
+                                                                                 decode)
+            else:
+                for precision, path in (("fp32", float_path), ("int8", int8_path)):
+                    opened["%s %s" % (precision, name)] = runtimes.open_onnx_runtime(name, path)
+        except ImportError as err:
+            print("skipped %s: %s" % (name, err))
+    return opened
+
+
+def quantize_onnx_checkpoint(args, prefix, epoch, settings, net, calib):
+    """--format onnx: export the checkpoint to ONNX, quantise it (detect.onnx_quantize) on the
+    same calibration images as the MXNet INT8 model, and score fp32 against INT8 on every
+    runtime that runs it."""
+    import tempfile
+    from detect.onnx_export import export_onnx_checkpoint
+    from detect.onnx_quantize import iter_images, quantize_onnx, quantized_conv_count
+    from symbol import model_io
+    output = (model_io.onnx_file(args.output, args.onnx_raw) if args.output else
+              model_io.onnx_path(prefix + OUTPUT_SUFFIX, args.onnx_raw))
+    with tempfile.TemporaryDirectory() as work:
+        float_path = export_onnx_checkpoint(settings, prefix, epoch, model_io.read_spec(prefix),
+                                            raw=args.onnx_raw,
+                                            path=os.path.join(work, "fp32.onnx"))
+        start = time.time()
+        seen = quantize_onnx(float_path, output, iter_images(calib), args.num_calib_images,
+                             args.calib_mode)
+        print("quantized %d convolutions to int8 in %.0f s (%s calibration on %d images of %s)"
+              % (quantized_conv_count(output), time.time() - start, args.calib_mode, seen,
+                 args.calib_rec))
+        print("wrote %s" % output)
+        if not args.eval_rec:
+            return 0
+        runtimes = onnx_runtimes(args.onnx_raw, float_path, output, net)
+        side = model_io.image_hw(settings["data_shape"])
+        eval_iter = record_iter(args.eval_rec, args.batch_size, side, settings["mean_pixels"],
+                                settings["num_classes"])
+        results = compare_on_records(runtimes, eval_iter, settings["class_names"])
+    names = list(results)
+    for reference, candidate in zip(names[::2], names[1::2]):
+        print_comparison({n: results[n] for n in (reference, candidate)}, prefix,
+                         args.eval_rec, args.batch_size, reference, candidate)
+    return 0
 
 
 @cli.command
@@ -218,6 +292,9 @@ def main(argv=None):
     from detect.shipped import fallback_settings
     from symbol import model_io
     args = parse_args(argv)
+    if args.format == "onnx" or args.onnx_raw:
+        from detect.onnx_quantize import require_quantization
+        require_quantization()  # before the export and calibration, not after
     prefix, _, settings = cli.open_model(args, fallback_settings())
     epoch = model_io.resolve_epoch(prefix, args.epoch)
     class_names, side = settings["class_names"], model_io.image_hw(settings["data_shape"])
@@ -230,6 +307,8 @@ def main(argv=None):
     calib = ImagesOnly(record_iter(args.calib_rec, args.batch_size, side,
                                    settings["mean_pixels"], settings["num_classes"]),
                        args.num_calib_images)
+    if args.format == "onnx" or args.onnx_raw:
+        return quantize_onnx_checkpoint(args, prefix, epoch, settings, net, calib)
     start = time.time()
     excluded = [name for name in args.exclude.split(",") if name]
     qsym, qargs, qaux = quantize(net, arg_params, aux_params, calib, args.num_calib_images,
@@ -244,22 +323,15 @@ def main(argv=None):
                           dict(spec, deploy=True) if spec else None)
     print("wrote %s-symbol.json and %s-%04d.params" % (output, output, QUANTIZED_EPOCH))
     if args.eval_rec:
+        from detect.runtimes import MXNetRuntime
         shape = (args.batch_size, 3) + tuple(side)
-        models = {"fp32": bind(net, arg_params, aux_params, shape,
-                               model_io.params_path(prefix, epoch)),
-                  "int8": bind(qsym, qargs, qaux, shape, output)}
+        runtimes = {"fp32": MXNetRuntime(bind(net, arg_params, aux_params, shape,
+                                              model_io.params_path(prefix, epoch))),
+                    "int8": MXNetRuntime(bind(qsym, qargs, qaux, shape, output))}
         eval_iter = record_iter(args.eval_rec, args.batch_size, side, settings["mean_pixels"],
                                 settings["num_classes"])
-        results = compare_on_records(models, eval_iter, class_names)
-        print("%s on %s (batch %d, OMP_NUM_THREADS=%s, load %.2f)"
-              % (os.path.basename(prefix), args.eval_rec, args.batch_size,
-                 os.environ.get("OMP_NUM_THREADS"), os.getloadavg()[0]))
-        print("%-6s %10s %10s" % ("model", "VOC07 mAP", "images/s"))
-        for name, (mean_ap, rate) in results.items():
-            print("%-6s %10.4f %10.2f" % (name, mean_ap, rate))
-        print("int8 / fp32 speed: %.2fx, mAP change: %+.4f"
-              % (results["int8"][1] / results["fp32"][1],
-                 results["int8"][0] - results["fp32"][0]))
+        print_comparison(compare_on_records(runtimes, eval_iter, class_names), prefix,
+                         args.eval_rec, args.batch_size, "fp32", "int8")
     return 0
 
 
