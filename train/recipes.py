@@ -29,6 +29,7 @@ class Recipe:
     class_names: str = 'synthetic'
     num_class: int = 4
     nms_thresh: float = 0.45
+    min_neg_samples: int = 0  # hard negatives mined at least per image (MultiBoxTarget)
     preset_overrides: Optional[dict] = None
     augment_overrides: Optional[dict] = None
     synthetic_settings: Optional[dict] = None  # overrides of dataset.synthetic.SETTINGS
@@ -63,6 +64,7 @@ def recipe_argv(recipe, data, prefix, epochs=None):
         '--optimizer', recipe.optimizer, '--lr', str(recipe.lr), '--wd', str(recipe.wd),
         '--lr-steps', ','.join(map(str, recipe.lr_steps)), '--lr-factor', str(recipe.lr_factor),
         '--seed', str(recipe.seed), '--nms', str(recipe.nms_thresh), '--prefix', prefix,
+        '--min-neg-samples', str(recipe.min_neg_samples),
     ] + (['--preset-overrides', json.dumps(recipe.preset_overrides)]
          if recipe.preset_overrides else []) \
       + (['--augment-overrides', json.dumps(recipe.augment_overrides)]
