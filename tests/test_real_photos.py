@@ -56,11 +56,11 @@ def test_held_out_photos_are_fixed_and_never_trained_on():
 
 
 def test_shipped_model_false_alarms_on_held_out_photos(shipped_model):
-    from detect.detector import get_detector
-    from detect.shipped import SHIPPED_MODEL
-    prefix = shipped_model
-    detector = get_detector(SHIPPED_MODEL['network'], prefix, SHIPPED_MODEL['epoch'],
-                            SHIPPED_MODEL['data_shape'], SHIPPED_MODEL['mean_pixels'], 4)
-    results = false_alarms_on_photos(detector)
+    from detect.detector import detector_from_settings
+    from detect.shipped import fallback_settings
+    from symbol import model_io
+    # as demo.py opens it: network, anchors and NMS from the model spec
+    prefix, _, settings = model_io.open_model(shipped_model, {}, fallback_settings())
+    results = false_alarms_on_photos(detector_from_settings(prefix, None, settings))
     assert mean_false_alarms(results) <= SHIPPED_MAX_FALSE_ALARMS_PER_PHOTO, results
     assert sum(count == 0 for count, _ in results.values()) >= SHIPPED_MIN_PHOTOS_WITHOUT_ANY
