@@ -15,7 +15,7 @@ from config.threads import set_default_threads
 set_default_threads()  # before mxnet is imported (by the imports below)
 import mxssd_compat  # noqa: E402,F401  (before MXNet: numpy aliases, Python 3.9 `symbol`)
 from dataset import photos  # noqa: E402
-from detect.shipped import SHIPPED_MODEL  # noqa: E402
+from detect.shipped import SHIPPED_MODEL, fallback_settings  # noqa: E402
 from evaluate.real_photos import (CONFIDENT_SCORE, false_alarms_on_photos,  # noqa: E402
                                   mean_false_alarms)
 
@@ -23,16 +23,19 @@ from evaluate.real_photos import (CONFIDENT_SCORE, false_alarms_on_photos,  # no
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('--network', default=SHIPPED_MODEL['network'])
-    p.add_argument('--data-shape', type=int, default=SHIPPED_MODEL['data_shape'])
+    p.add_argument('--network', default=None,
+                   help='network (default: the model spec, else %s)' % SHIPPED_MODEL['network'])
+    p.add_argument('--data-shape', type=int, default=None,
+                   help='input size (default: the model spec, else %d)'
+                        % SHIPPED_MODEL['data_shape'])
     p.add_argument('--prefix', default=SHIPPED_MODEL['prefix'],
                    help="checkpoint prefix; ending in '_' appends <network>_<data shape>")
     p.add_argument('--epoch', type=int, default=SHIPPED_MODEL['epoch'],
                    help='checkpoint epoch (default: the newest one)')
-    p.add_argument('--class-names', default=SHIPPED_MODEL['class_names'])
     p.add_argument('--thresh', type=float, default=CONFIDENT_SCORE,
                    help='score from which a detection counts as a false alarm')
-    p.add_argument('--nms', type=float, default=0.45, help='NMS threshold (as demo.py)')
+    p.add_argument('--nms', type=float, default=None,
+                   help='NMS IoU threshold (default: the model spec, as demo.py)')
     p.add_argument('--photos', choices=('heldout', 'train'), default='heldout',
                    help='which photos of data/photos/ to run on')
     p.add_argument('--json', default=None, help='also write the counts to this file')
@@ -41,14 +44,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from dataset.imdb import load_class_names
-    from detect.detector import get_detector
-    from symbol.model_io import expand_prefix
-    try:
-        num_classes = len(load_class_names(args.class_names))
-        prefix = expand_prefix(args.prefix, args.network, args.data_shape)
-        detector = get_detector(args.network, prefix, args.epoch, args.data_shape,
-                                SHIPPED_MODEL['mean_pixels'], num_classes, nms_thresh=args.nms)
+    from detect.detector import detector_from_settings
+    from symbol import model_io
+    flags = dict(network=args.network, data_shape=args.data_shape, nms_thresh=args.nms)
+    try:  # the model spec's network, anchors (preset overrides) and NMS, as demo.py
+        prefix, _, settings = model_io.open_model(args.prefix, flags, fallback_settings())
+        detector = detector_from_settings(prefix, args.epoch, settings)
     except (OSError, ValueError) as err:  # a missing or mismatched model: one line
         print('error: %s' % err, file=sys.stderr)
         return 2

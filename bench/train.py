@@ -5,8 +5,7 @@ final validation mAP (VOC07 11-point) against the goal (mAP >= 0.9 within 15 min
     python -m bench.train                       # the demo model's recipe
     python -m bench.train --epochs 5            # a shorter run
     python -m bench.train --export model        # also write the demo model files into model/
-    python -m bench.train --synthetic-settings '{"photo_empty_prob": 0.15, "photo_background_prob": 0.25}'
-                                                # with real photographs (dataset.synthetic.PHOTO_NEGATIVES)
+    python -m bench.train --synthetic-settings '{}'  # without the real photographs of the recipe
 
 The training command it runs is printed first; model/README.md quotes it.  Timings depend
 on what else the machine runs: the load average before and after is printed with them.

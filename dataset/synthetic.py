@@ -62,10 +62,10 @@ SETTINGS = dict(
     noise_sigma=(2.0, 10.0),
     blur_prob=0.3,
     jpeg_quality=90,
-    # Real photographs (dataset.photos.TRAIN), off by default: the shipped model was trained
-    # without them, and the retraining with PHOTO_NEGATIVES (model/README.md) did not yet meet
-    # its goal.  Drawn from a separate random stream, so with both probabilities 0 (or outside
-    # photo_splits) every image is as in generator version 1.
+    # Real photographs (dataset.photos.TRAIN), off by default (the shipped model's recipe,
+    # train.recipes.DEMO, turns them on with PHOTO_NEGATIVES).  Drawn from a separate random
+    # stream, so with both probabilities 0 (or outside photo_splits) every image is as in
+    # generator version 1.
     photo_splits=('train',),          # splits that use photos: validation measures the shapes
     photo_empty_prob=0.0,             # object-free crop of a photo
     photo_background_prob=0.0,        # the shapes drawn over a crop of a photo

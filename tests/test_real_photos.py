@@ -6,10 +6,12 @@ import pytest
 from dataset import photos
 from evaluate.real_photos import count_confident, false_alarms_on_photos, mean_false_alarms
 
-# The shipped model (model/ssd_mobilenet_0.25_224-0016, trained without photos) measured
-# 6, 8, 1 and 0 detections >= 0.5 on grace_hopper, astronaut, chelsea, rocket: 3.75 per photo.
-SHIPPED_MAX_FALSE_ALARMS_PER_PHOTO = 4.5
-SHIPPED_MIN_PHOTOS_WITHOUT_ANY = 1
+# The shipped model (model/ssd_mobilenet_0.25_224-0016, train.recipes.DEMO: photo negatives,
+# min_neg_samples 32) measured 5, 4, 0 and 0 detections >= 0.5 on grace_hopper, astronaut,
+# chelsea, rocket: 2.25 per photo (highest scores on the clean two: 0.14, 0.05).  The model
+# before (no photos) made 3.75 (6, 8, 1, 0), which these bounds reject.
+SHIPPED_MAX_FALSE_ALARMS_PER_PHOTO = 3.0
+SHIPPED_MIN_PHOTOS_WITHOUT_ANY = 2
 
 
 def test_confident_rows_are_counted_and_suppressed_ones_ignored():
@@ -56,11 +58,11 @@ def test_held_out_photos_are_fixed_and_never_trained_on():
 
 
 def test_shipped_model_false_alarms_on_held_out_photos(shipped_model):
-    from detect.detector import get_detector
-    from detect.shipped import SHIPPED_MODEL
-    prefix = shipped_model
-    detector = get_detector(SHIPPED_MODEL['network'], prefix, SHIPPED_MODEL['epoch'],
-                            SHIPPED_MODEL['data_shape'], SHIPPED_MODEL['mean_pixels'], 4)
-    results = false_alarms_on_photos(detector)
+    from detect.detector import detector_from_settings
+    from detect.shipped import fallback_settings
+    from symbol import model_io
+    # as demo.py opens it: network, anchors and NMS from the model spec
+    prefix, _, settings = model_io.open_model(shipped_model, {}, fallback_settings())
+    results = false_alarms_on_photos(detector_from_settings(prefix, None, settings))
     assert mean_false_alarms(results) <= SHIPPED_MAX_FALSE_ALARMS_PER_PHOTO, results
     assert sum(count == 0 for count, _ in results.values()) >= SHIPPED_MIN_PHOTOS_WITHOUT_ANY
