@@ -133,7 +133,7 @@ def main():
         data = mx.nd.array(inference.ours_input(inference.synthetic_images(1, side)))
         fp32 = quietly(lambda: inference.module_runner(sym, params, {}, data))
         int8 = quietly(lambda: inference.module_runner(
-            *inference.int8_model(sym, params, {}, side, 16), data))
+            *inference.int8_model(sym, params, {}, side, 16, workdir), data))
         bgr = np.ascontiguousarray(data.asnumpy()[:, ::-1])
         opencv = {}
         for winograd in (True, False):
