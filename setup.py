@@ -67,8 +67,11 @@ REQUIRES = [
 
 # deploy.py --format onnx, demo.py / evaluate.py --runtime (tested: onnx 1.18.0, onnxruntime
 # 1.32.0, openvino 2026.4.1 with numpy 1.23.5).  MXNet 1.9.1's ONNX exporter imports
-# onnx.mapping, which onnx 1.19 removed.
-ONNX_EXTRA = ["onnx>=1.14,<1.19", "onnxruntime>=1.16", "openvino>=2023.1"]
+# onnx.mapping, which onnx 1.19 removed.  The INT8 export (detect/onnx_quantize.py) uses
+# onnxruntime.quantization, which imports ml_dtypes and (quant_pre_process's symbolic shape
+# inference) sympy without depending on them; ml_dtypes 0.5 is the last to accept numpy 1.23.
+ONNX_EXTRA = ["onnx>=1.14,<1.19", "onnxruntime>=1.16", "openvino>=2023.1", "ml_dtypes>=0.4,<0.6",
+              "sympy"]
 
 
 def load_module(name, path):

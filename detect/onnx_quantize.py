@@ -26,9 +26,9 @@ def require_quantization():
     """``onnxruntime.quantization``, or OnnxUnavailable saying what to install."""
     try:
         from onnxruntime import quantization
-    except ImportError:
-        raise OnnxUnavailable('INT8 ONNX models need onnxruntime (its quantization tools): %s'
-                              % INSTALL_HINT) from None
+    except ImportError as err:  # onnxruntime itself, or what its quantization imports
+        raise OnnxUnavailable('INT8 ONNX models need onnxruntime\'s quantization tools (%s): %s'
+                              % (err, INSTALL_HINT)) from None
     return quantization
 
 
