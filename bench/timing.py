@@ -29,12 +29,30 @@ def load_average():
     return "%.2f" % os.getloadavg()[0]
 
 
-def interleaved_medians(runs, rounds, warmup=1, desc="timing"):
-    """Median seconds of each callable in ``runs`` (name -> fn), in the order given.  Every
-    round calls each runner once, so a burst of load from other processes hits all of them
-    alike instead of the one that happened to be running; the order rotates from round to
-    round, so no runner always follows the same other one (whose idle threads may still be
-    spinning)."""
+# A runtime's turn lasts at least this long.  Each runtime leaves worker threads spinning or
+# waking after its call, which the next runtime's first call pays; on a model of a few ms per
+# image that decided the times (the shipped MobileNet: ONNX Runtime fp32 3.1-6.6 ms, ours
+# 6.0-10.6 ms over four one-call-per-turn runs).  Turns of several calls, the first one
+# dropped, time each runtime as it runs on its own; a 100+ ms model still gets one call.
+MIN_TURN_SECONDS = 0.1
+
+
+def timed_turn(run, min_seconds=MIN_TURN_SECONDS):
+    """Seconds of each call of ``run`` in one turn of at least ``min_seconds``; of three or
+    more calls the first (the switch from another runtime) is dropped."""
+    times, start = [], time.perf_counter()
+    while not times or time.perf_counter() - start < min_seconds:
+        call = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - call)
+    return times[1:] if len(times) >= 3 else times
+
+
+def interleaved_medians(runs, rounds, warmup=1, desc="timing", min_turn=MIN_TURN_SECONDS):
+    """Median seconds per call of each callable in ``runs`` (name -> fn), in the order given.
+    Every round gives each runner one turn (:func:`timed_turn`), so a burst of load from other
+    processes hits all of them alike instead of the one that happened to be running; the order
+    rotates from round to round, so no runner always follows the same other one."""
     for run in runs.values():
         for _ in range(warmup):
             run()
@@ -43,9 +61,7 @@ def interleaved_medians(runs, rounds, warmup=1, desc="timing"):
     for round_index in tqdm(range(rounds), desc=desc, unit="round", leave=False):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            runs[name]()
-            times[name].append(time.perf_counter() - start)
+            times[name] += timed_turn(runs[name], min_turn)
     return {name: statistics.median(times[name]) for name in names}
 
 

@@ -8,8 +8,8 @@ replaced by ``WinogradConv3x3`` (operator/winograd_conv.cc):
 
 * a following ``Activation(relu)`` that is the convolution's only reader is fused into it;
 * a prediction head's zero-filter padding (``common.zero_padded_filters``: Concat of the
-  weight with zeros, convolution, ``slice_axis`` crop), which only helps oneDNN, is undone:
-  the Winograd operator reads the true weight and bias directly;
+  weight with zeros, convolution, ``slice_axis`` crop), which only helps oneDNN, is undone
+  (``graph_edit.undo_head_padding``): the Winograd operator reads the true weight and bias;
 * the weight and bias variables are the same nodes, so parameter names and shapes -- and
   every checkpoint -- are unchanged; only the operator nodes differ.
 
@@ -20,13 +20,12 @@ Apply the pass when binding, never to a symbol that is saved: checkpoints keep t
 """
 import collections
 import copy
-import json
 import os
 
-import mxnet as mx
 import numpy as np
 
 from . import operators
+from .graph_edit import Graph, no_bias, undo_head_padding
 
 ENV_SWITCH = "MXSSD_WINOGRAD"
 OP_NAME = "WinogradConv3x3"
@@ -93,78 +92,17 @@ def eligible_convolution(node):
             and attrs.get("layout", "None") in ("None", "NCHW"))
 
 
-class _Graph:
-    """The symbol's JSON graph with each node's readers, for local rewrites."""
-
-    def __init__(self, sym):
-        self.graph = json.loads(sym.tojson())
-        self.nodes = self.graph["nodes"]
-        self.readers = {i: [] for i in range(len(self.nodes))}
-        for index, node in enumerate(self.nodes):
-            for entry in node["inputs"]:
-                self.readers[entry[0]].append(index)
-        self.heads = {entry[0] for entry in self.graph["heads"]}
-
-    def only_reader(self, index, op):
-        """The single node reading node ``index`` if it is an ``op`` and ``index`` is no
-        graph output; else None."""
-        readers = self.readers[index]
-        if len(readers) == 1 and index not in self.heads and self.nodes[readers[0]]["op"] == op:
-            return readers[0]
-        return None
-
-    def producer(self, entry, replaced):
-        """The op that computes ``entry`` as rewritten so far (``replaced``: see symbol()),
-        looking through LAYOUT_KEEPING_OPS."""
-        index = entry[0]
-        while True:
-            while index in replaced:
-                index = replaced[index]
-            node = self.nodes[index]
-            if node["op"] not in LAYOUT_KEEPING_OPS:
-                return node["op"]
-            index = node["inputs"][0][0]
-
-    def unpadded(self, entry):
-        """For a Concat(variable, zeros, dim=0) input (a head's zero-filter padding): the
-        variable's entry; else None."""
-        node = self.nodes[entry[0]]
-        if node["op"] != "Concat" or int(node.get("attrs", {}).get("dim", "1")) != 0:
-            return None
-        parts = [self.nodes[e[0]] for e in node["inputs"]]
-        if len(parts) == 2 and parts[0]["op"] == "null" and parts[1]["op"] == "_zeros":
-            return node["inputs"][0]
-        return None
-
-    def symbol(self, replaced):
-        """The graph with node i's readers reading node ``replaced[i]`` instead; nodes no
-        output depends on any more are dropped."""
-        def resolve(entry):
-            index = entry[0]
-            while index in replaced:
-                index = replaced[index]
-            return [index] + list(entry[1:])
-        for node in self.nodes:
-            node["inputs"] = [resolve(e) for e in node["inputs"]]
-        heads = [resolve(e) for e in self.graph["heads"]]
-        keep, stack = set(), [e[0] for e in heads]
-        while stack:
-            index = stack.pop()
-            if index not in keep:
-                keep.add(index)
-                stack.extend(e[0] for e in self.nodes[index]["inputs"])
-        order = sorted(keep)  # inputs precede readers in MXNet's JSON: sorted keeps that
-        new_index = {old: new for new, old in enumerate(order)}
-
-        def renumber(entry):
-            return [new_index[entry[0]]] + list(entry[1:])
-        graph = dict(self.graph)
-        graph["nodes"] = [dict(self.nodes[i], inputs=[renumber(e) for e in self.nodes[i]["inputs"]])
-                          for i in order]
-        graph["arg_nodes"] = [new_index[i] for i in self.graph["arg_nodes"] if i in keep]
-        graph["heads"] = [renumber(e) for e in heads]
-        graph.pop("node_row_ptr", None)
-        return mx.sym.load_json(json.dumps(graph))
+def _producer(graph, entry, replaced):
+    """The op that computes ``entry`` as rewritten so far (``replaced``: see
+    ``Graph.symbol``), looking through LAYOUT_KEEPING_OPS."""
+    index = entry[0]
+    while True:
+        while index in replaced:
+            index = replaced[index]
+        node = graph.nodes[index]
+        if node["op"] not in LAYOUT_KEEPING_OPS:
+            return node["op"]
+        index = node["inputs"][0][0]
 
 
 def _shapes_and_types(sym, input_shapes):
@@ -189,7 +127,7 @@ def use_winograd(sym, input_shapes, enabled=None, pays=winograd_pays):
         return sym
     operators.load()
     shapes, types = _shapes_and_types(sym, input_shapes)
-    graph = _Graph(sym)
+    graph = Graph(sym)
     replaced = {}
     for index, node in enumerate(graph.nodes):
         output = node["name"] + "_output"
@@ -208,22 +146,6 @@ def use_winograd(sym, input_shapes, enabled=None, pays=winograd_pays):
     return graph.symbol(replaced)
 
 
-def _undo_head_padding(graph, index, inputs, num_filter, no_bias):
-    """(inputs, num_filter, index of the crop) of a zero-padded head convolution
-    (``common.zero_padded_filters``) on its true weight and bias; None for any other."""
-    crop = graph.only_reader(index, "slice_axis")
-    weight, bias = graph.unpadded(inputs[1]), None if no_bias else graph.unpadded(inputs[2])
-    if crop is None or weight is None or (not no_bias and bias is None):
-        return None
-    crop_attrs = graph.nodes[crop].get("attrs", {})
-    end_text = crop_attrs.get("end", "None")
-    end = int(end_text) if end_text.isdigit() else 0
-    if (int(crop_attrs.get("axis", "0")) != 1 or int(crop_attrs.get("begin", "0")) != 0
-            or not 0 < end < num_filter):
-        return None
-    return [inputs[0], weight] + ([] if no_bias else [bias]), end, crop
-
-
 def _winograd_node(graph, index, shapes, pays, replaced):
     """(replacement node, index of the last node it stands for) for the convolution at
     ``index``, or None where Winograd does not pay."""
@@ -231,9 +153,8 @@ def _winograd_node(graph, index, shapes, pays, replaced):
     attrs = node["attrs"]
     out_shape = shapes[node["name"] + "_output"]
     inputs = [list(e) for e in node["inputs"]]
-    no_bias = attrs.get("no_bias", "False").lower() in ("true", "1")
     num_filter, last = int(attrs["num_filter"]), index
-    unpadded = _undo_head_padding(graph, index, inputs, num_filter, no_bias)
+    unpadded = undo_head_padding(graph, index)
     if unpadded is not None:
         inputs, num_filter, last = unpadded
     weight_node = graph.nodes[inputs[1][0]]
@@ -244,11 +165,11 @@ def _winograd_node(graph, index, shapes, pays, replaced):
     fuse = relu is not None and graph.nodes[relu]["attrs"].get("act_type") == "relu"
     layer = Layer(node["name"], shapes[weight_node["name"]][1], num_filter,
                   (_tuple(pad, (0, 0)) * 2)[:2], out_shape[2], out_shape[3], fuse,
-                  graph.producer(inputs[0], replaced))
+                  _producer(graph, inputs[0], replaced))
     if not pays(layer):
         return None
     new = copy.deepcopy(node)
     new.update(op=OP_NAME, inputs=inputs, name=graph.nodes[relu if fuse else last]["name"])
     new["attrs"] = {"num_filter": str(num_filter), "pad": pad,
-                    "no_bias": str(no_bias), "relu": str(fuse)}
+                    "no_bias": str(no_bias(node)), "relu": str(fuse)}
     return new, (relu if fuse else last)

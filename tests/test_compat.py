@@ -227,3 +227,56 @@ def test_every_script_and_package_imports_compat_before_mxnet():
             late.append(path)
     assert checked > 20, checked
     assert not late, "import mxssd_compat before MXNet or a project package in: %s" % late
+
+
+# An INT8 3x3 convolution through MXNet's quantized operator (oneDNN): prints the ISA variable,
+# oneDNN's implementation name and the int32 output's digest.
+INT8_CONVOLUTION = """
+import hashlib, os, sys
+sys.path.insert(0, %r)
+import mxssd_compat
+import mxnet as mx, numpy as np
+rng = np.random.RandomState(0)
+data = mx.nd.array(rng.randint(0, 256, (1, 64, 20, 20)), dtype="uint8")
+weight = mx.nd.array(rng.randint(-127, 128, (64, 64, 3, 3)), dtype="int8")
+limit = lambda value: mx.nd.array([value])
+out = mx.nd.contrib.quantized_conv(data, weight, limit(0), limit(255), limit(-127), limit(127),
+                                   kernel=(3, 3), pad=(1, 1), num_filter=64, no_bias=True)[0]
+print("isa", os.environ.get("DNNL_MAX_CPU_ISA"))
+print("digest", out.dtype.__name__, hashlib.sha1(out.asnumpy().tobytes()).hexdigest())
+""" % ROOT
+
+
+def int8_convolution(**env):
+    """(ISA variable, oneDNN convolution implementation, output digest) in a fresh process."""
+    environ = {k: v for k, v in os.environ.items()
+               if k not in mxssd_compat.ONEDNN_ISA_VARIABLES + ("MXSSD_AMX",)}
+    environ.update(env, DNNL_VERBOSE="1")
+    run = subprocess.run([sys.executable, "-c", INT8_CONVOLUTION], env=environ, check=True,
+                         stdout=subprocess.PIPE, universal_newlines=True)
+    lines = run.stdout.splitlines()
+    implementation = [line.split(",")[4] for line in lines
+                      if line.startswith("dnnl_verbose,exec,cpu,convolution")]
+    values = dict(line.split(" ", 1) for line in lines if line.startswith(("isa ", "digest ")))
+    return values["isa"], implementation, values["digest"]
+
+
+def test_amx_int8_convolution_is_exact():
+    """Where Linux grants AMX, INT8 convolutions run on it and give VNNI's int32 sums exactly."""
+    if not mxssd_compat.request_amx_permission():
+        pytest.skip("this CPU or kernel has no AMX (arch_prctl refused the tile permission)")
+    isa, amx_impl, amx_digest = int8_convolution()
+    vnni_isa, vnni_impl, vnni_digest = int8_convolution(MXSSD_AMX="0")
+    assert (isa, vnni_isa) == ("AVX512_CORE_AMX", "None")
+    assert len(amx_impl) == 1 and "amx_int8" in amx_impl[0], amx_impl
+    assert len(vnni_impl) == 1 and "amx" not in vnni_impl[0], vnni_impl
+    assert amx_digest == vnni_digest and amx_digest.startswith("int32 ")
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"DNNL_MAX_CPU_ISA": "AVX2"}, "AVX2"),   # the user's own limit wins
+    ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, "None"),  # ... under either of oneDNN's names
+    ({"MXSSD_AMX": "0"}, "None"),              # the switch leaves the variable alone
+])
+def test_user_isa_settings_are_kept(env, expected):
+    assert int8_convolution(**env)[0] == expected

@@ -10,9 +10,11 @@ Writes ``<output>-symbol.json`` / ``<output>-0000.params`` and, when the model h
 model spec (default output: the model prefix plus ``_int8``).  The saved graph uses the
 project's MultiBox operators (``symbol.operators.load()`` before ``mx.sym.load``);
 ``evaluate.py --prefix <output> --epoch 0`` runs it (add ``--deploy`` for a model without a
-spec).  MXNet fuses every convolution with its ReLU, quantizes it to int8/uint8 and keeps fp32
-where oneDNN has no int8 kernel (L2Normalization, softmax, the MultiBox operators, the heads'
-weight padding).
+spec).  The heads' zero-filter padding is undone first (``symbol.graph_edit``: a padded
+weight is computed, so it would be quantised again on every forward).  MXNet fuses every
+convolution with its ReLU, quantizes it to int8/uint8 and keeps fp32 where oneDNN has no int8
+kernel (L2Normalization, softmax, the MultiBox operators).  On CPUs with AMX (Intel Xeon since
+Sapphire Rapids) the INT8 convolutions run on it: see ``mxssd_compat``.
 """
 import argparse
 import json
@@ -95,8 +97,10 @@ def quantize(symbol, arg_params, aux_params, calib_data, num_calib_images,
     unknown = sorted(set(excluded_layers) - _node_names(symbol))
     if unknown:
         raise QuantizeError("excluded layer(s) not in the network: %s" % ", ".join(unknown))
+    from symbol.graph_edit import without_head_padding
     return quantize_model_mkldnn(
-        symbol, arg_params, aux_params, data_names=("data",), label_names=(), ctx=mx.cpu(),
+        without_head_padding(symbol), arg_params, aux_params, data_names=("data",),
+        label_names=(), ctx=mx.cpu(),
         excluded_sym_names=list(excluded_layers), calib_mode=calib_mode, calib_data=calib_data,
         num_calib_examples=num_calib_images, logger=logger, **QUANTIZE_SETTINGS)
 
