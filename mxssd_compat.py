@@ -1,7 +1,7 @@
 """Makes MXNet 1.9.1 (the last MXNet release) importable on the Pythons and numpys we support.
 
 Imported before MXNet on every path: the first line of each package ``__init__.py``, of each
-script and of ``tests/conftest.py``.  It does three things and nothing else:
+script and of ``tests/conftest.py``.  It does four things and nothing else:
 
 * numpy 1.24 removed the aliases of Python's built-in types (``np.bool`` ...) that MXNet 1.9.1
   still uses; Python 3.12 has no wheel of an older numpy, so there we run numpy 1.26 with
@@ -20,6 +20,10 @@ script and of ``tests/conftest.py``.  It does three things and nothing else:
   ``MXSSD_AMX=0`` leaves both alone.  The permission is per process and execve() clears it, so a
   program started from here that runs INT8 MXNet inherits the variable and must import this
   module too (every entry point of the project does).
+* ``import mxnet`` imports ``scipy.stats`` (for its test utilities and the entropy calibration
+  of INT8 models) when SciPy is installed: 0.26 of its 0.97 s, measured, paid by every script
+  and ``demo.py`` call.  A stand-in module takes its place and imports it on the first
+  attribute read, so only the code that uses it pays.
 """
 import importlib.abc
 import importlib.util
@@ -28,7 +32,9 @@ import sys
 import warnings
 
 import ctypes
+import importlib.machinery
 import platform
+import types
 
 import numpy
 
@@ -98,6 +104,31 @@ def enable_amx():
         os.environ["DNNL_MAX_CPU_ISA"] = AMX_ISA
 
 
+class DeferredModule(types.ModuleType):
+    """Stands in for a module in ``sys.modules`` until an attribute of it is read; then imports
+    the module and takes on its contents (so references to the stand-in keep working)."""
+
+    def __getattr__(self, name):  # only called for attributes the stand-in does not have yet
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        module = importlib.import_module(self.__name__)
+        self.__dict__.update(module.__dict__)
+        return getattr(module, name)
+
+
+DEFERRED_MODULES = ("scipy.stats",)
+
+
+def defer_slow_imports():
+    for name in DEFERRED_MODULES:
+        parent = name.rpartition(".")[0]
+        if name not in sys.modules and importlib.util.find_spec(parent) is not None:
+            module = DeferredModule(name)
+            module.__spec__ = importlib.machinery.ModuleSpec(name, None)
+            sys.modules[name] = module
+
+
 restore_numpy_aliases()
 prefer_project_symbol_package()
 enable_amx()
+defer_slow_imports()

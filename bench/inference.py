@@ -24,6 +24,8 @@ import logging
 import multiprocessing
 import os
 import re
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +40,7 @@ THREADS = configure_threads(sys.argv)
 import cv2  # noqa: E402
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from dataset.iterator import preprocess_image  # noqa: E402
 from symbol import operators  # noqa: E402
@@ -76,7 +79,8 @@ MODELS = {
                           torchvision=None),
 }
 DEFAULT_RUNS = "vgg16_300:1,vgg16_300:8,mobilenet_224:1"
-QUICK = dict(rounds=2, warmup=1)
+QUICK = dict(rounds=2, warmup=1, demo_rounds=1)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The table's rows, in order: (name, precision, who runs it: 'ours' or a peer of PEER_INSTALL)
 ROWS = (("ours fp32 (oneDNN)", "fp32", "ours"),
@@ -113,9 +117,12 @@ def parse_args(argv=None):
                         help="comma list of peers to run ('' for ours only)")
     parser.add_argument("--calib-images", type=int, default=16,
                         help="synthetic images every INT8 model is calibrated on")
+    parser.add_argument("--demo-rounds", type=int, default=3,
+                        help="fresh `python demo.py` processes timed end to end (0: none)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds, args.warmup = QUICK["rounds"], QUICK["warmup"]
+        args.rounds, args.warmup, args.demo_rounds = (
+            QUICK["rounds"], QUICK["warmup"], QUICK["demo_rounds"])
     try:
         args.runs = [(model, int(batch)) for model, batch in
                      (run.split(":") for run in args.runs.split(","))]
@@ -460,6 +467,42 @@ def agreement_notes(runs):
            "0.5): %s" % (count, CONFIDENT, ", ".join(kept))
 
 
+# ------------------------------------------------------------------------------ demo.py
+
+def wall_seconds(command):
+    """Wall-clock seconds of ``command`` (argv) run in a fresh process from the repository."""
+    start = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def demo_latency(rounds, workdir):
+    """What a user waits for: `python demo.py` on its demo images with the shipped model, from
+    process start to the detections JSON written, and how much of that `import mxnet` is
+    (each in fresh processes, taking turns); the median seconds of each, as a note."""
+    from detect.pipeline import expand_images
+    from detect.shipped import DEMO_IMAGES
+    json_path = os.path.join(workdir, "demo", "detections.json")
+    demo = [sys.executable, "demo.py", "--save-dir", os.path.dirname(json_path),
+            "--json", json_path]
+    import_only = [sys.executable, "-c", "import mxssd_compat, mxnet"]
+    times = {"demo": [], "import": []}
+    for _ in tqdm(range(rounds), desc="demo.py", unit="round", leave=False):
+        times["demo"].append(wall_seconds(demo))
+        times["import"].append(wall_seconds(import_only))
+    with open(json_path) as f:
+        images = len(json.load(f)["results"])
+    count = len(expand_images(DEMO_IMAGES)[0])
+    if images != count:
+        raise RuntimeError("demo.py wrote detections for %d of the %d demo images"
+                           % (images, count))
+    return ("demo.py end to end (shipped model, %d images, process start to JSON written): "
+            "%.2f s, of which `import mxnet` alone %.2f s (median of %d fresh processes each)"
+            % (images, statistics.median(times["demo"]), statistics.median(times["import"]),
+               rounds))
+
+
 # ------------------------------------------------------------------------------ the table
 
 def cell(result, name, precision, medians_ours, batch):
@@ -519,6 +562,8 @@ def main(argv=None):
             notes.append("%s b%d (load %s -> %s): %s" % (MODELS[key]["title"], batch, load,
                                                          load_average(), column_notes[0]))
             notes += ["%s b%d: %s" % (MODELS[key]["title"], batch, n) for n in column_notes[1:]]
+        if args.demo_rounds > 0:
+            notes.append(demo_latency(args.demo_rounds, workdir))
     # Last: MXNet runs the sgemm on another engine thread, whose OpenMP team would slow
     # every later forward (see int8_model).
     gemm = gemm_gflops()

@@ -39,6 +39,11 @@ def test_quick_run_prints_one_table_with_every_row(shipped_model, capsys):
                             re.M).groups()
     gflop = float(re.search(r"MobileNet-0.25 SSD224 (\d+\.\d+)\)", out).group(1))
     assert float(bound) == pytest.approx(gflop / float(rate) * 1e3, rel=0.05, abs=0.05)
+    # demo.py, timed end to end in a fresh process: all 6 demo images written to its JSON
+    demo, mxnet_import = map(float, re.search(
+        r"demo.py end to end \(shipped model, 6 images, process start to JSON written\): "
+        r"([\d.]+) s, of which `import mxnet` alone ([\d.]+) s", out).groups())
+    assert demo > 0 and mxnet_import > 0
 
 
 def test_failure_line_keeps_what_failed_without_source_locations():

@@ -280,3 +280,28 @@ def test_amx_int8_convolution_is_exact():
 ])
 def test_user_isa_settings_are_kept(env, expected):
     assert int8_convolution(**env)[0] == expected
+
+
+DEFERRED_SCIPY = """
+import sys
+sys.path.insert(0, %r)
+import mxssd_compat
+import mxnet
+stand_in = sys.modules["scipy.stats"]
+print("after import mxnet:", type(stand_in).__name__, "entropy" in vars(stand_in))
+from mxnet.contrib import quantization  # its entropy calibration reads scipy.stats
+print("entropy", quantization.stats.entropy([0.5, 0.5], [0.25, 0.75]))
+from scipy.stats import *  # noqa: F403  (a star import sees the whole module)
+print("star import", norm.cdf(0.0), "entropy" in vars(stand_in))
+""" % ROOT
+
+
+def test_scipy_stats_is_imported_on_first_use():
+    if importlib.util.find_spec("scipy") is None:
+        pytest.skip("SciPy is not installed: nothing to defer")
+    out = subprocess.run([sys.executable, "-c", DEFERRED_SCIPY], check=True,
+                         stdout=subprocess.PIPE, universal_newlines=True).stdout.splitlines()
+    assert out[0] == "after import mxnet: DeferredModule False"
+    kl = 0.5 * numpy.log(0.5 / 0.25) + 0.5 * numpy.log(0.5 / 0.75)  # scipy's entropy(p, q)
+    assert float(out[1].split()[1]) == pytest.approx(kl)
+    assert out[2] == "star import 0.5 True"
