@@ -6,6 +6,8 @@ import time
 
 from tqdm import tqdm
 
+from config.threads import set_default_threads
+
 THREADS_FLAG = "--threads"
 
 
@@ -20,8 +22,7 @@ def configure_threads(argv):
             value = arg.split("=", 1)[1]
     if value is not None and int(value) > 0:
         os.environ["OMP_NUM_THREADS"] = str(int(value))
-    os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
-    return int(os.environ["OMP_NUM_THREADS"])
+    return set_default_threads()
 
 
 def load_average():
