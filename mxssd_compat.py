@@ -1,4 +1,5 @@
-"""Makes MXNet 1.9.1 (the last MXNet release) importable on the Pythons and numpys we support.
+"""Makes MXNet 1.9.1 (the last MXNet release) importable on the Pythons and numpys we support,
+and quick to start and to run INT8 on today's CPUs.
 
 Imported before MXNet on every path: the first line of each package ``__init__.py``, of each
 script and of ``tests/conftest.py``.  It does four things and nothing else:
@@ -25,16 +26,15 @@ script and of ``tests/conftest.py``.  It does four things and nothing else:
   and ``demo.py`` call.  A stand-in module takes its place and imports it on the first
   attribute read, so only the code that uses it pays.
 """
+import ctypes
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
-import sys
-import warnings
-
-import ctypes
-import importlib.machinery
 import platform
+import sys
 import types
+import warnings
 
 import numpy
 

@@ -8,8 +8,10 @@ speckle, clutter lines, pixel noise).  Larger shapes are drawn
 first and later ones may cover up to 30% of an earlier one's box.  About 5% of the images have
 no objects.  In the training split, some images show the shapes over a crop of a real
 photograph instead, and some are object-free photo crops (`dataset.photos`; the held-out photos
-are never used), so that a shapes model learns that photographs are background; the
-validation split has no photos (the same images as generator version 1).  Everything is a
+are never used), so that a shapes model learns that photographs are background; some have
+unlabelled distractors (stars, shaded blobs) under the shapes, so that it learns that not
+every compact thing is one of the shapes.  The validation split has neither (the same images
+as generator version 1).  Everything is a
 function of (seed, split, image number), so a dataset is reproducible and any image can be
 regenerated alone.
 
@@ -70,9 +72,23 @@ SETTINGS = dict(
     photo_empty_prob=0.0,             # object-free crop of a photo
     photo_background_prob=0.0,        # the shapes drawn over a crop of a photo
     photo_crop_scale=(0.3, 1.0),      # crop's shorter side / photo's shorter side
+    # Distractors: unlabelled things that are none of the classes, drawn under the shapes --
+    # stars (pointed like a triangle, concave like a cross) and soft blobs with darker spots
+    # and streaks (compact, shaded, with inner structure, as a face or a badge has).  Off by
+    # default; drawn from their own random stream like the photos.
+    distractor_splits=('train',),
+    distractor_prob=0.0,              # images with distractors
+    distractors_per_image=(1, 3),
+    star_points=(5, 8),
+    star_inner_radius=(0.35, 0.55),   # of the outer radius
+    blob_spots=(2, 5),
+    blob_wobble=(0.05, 0.18),         # amplitude of each of the outline's 3 slow bulges
+    blob_edge_blur=(1.5, 4.0),        # sigma of the soft edge, pixels
 )
 # The photo mix measured in model/README.md ("Real photographs"), for --synthetic-settings.
 PHOTO_NEGATIVES = dict(photo_empty_prob=0.15, photo_background_prob=0.25)
+# Distractors in 40% of the training images (model/README.md, run G).
+DISTRACTORS = dict(distractor_prob=0.4)
 
 
 def settings_with(overrides=None):
@@ -104,8 +120,18 @@ def _unit_polygon(name, rng, s):
 
 def _shape_polygon(name, box_side, rng, s):
     """A stretched, rotated shape whose box has longer side `box_side`, centred at 0."""
-    stretch = math.exp(rng.uniform(-1, 1) * math.log(s['max_aspect_stretch']))
-    points = _unit_polygon(name, rng, s) * [math.sqrt(stretch), 1 / math.sqrt(stretch)]
+    stretch = _random_stretch(rng, s)  # drawn before the cross's arm width, as ever since v1
+    return _fitted(_unit_polygon(name, rng, s), stretch, box_side, rng)
+
+
+def _random_stretch(rng, s):
+    return math.exp(rng.uniform(-1, 1) * math.log(s['max_aspect_stretch']))
+
+
+def _fitted(unit, stretch, box_side, rng):
+    """Polygon `unit` stretched by `stretch` along x, rotated at random and scaled so that its
+    box has longer side `box_side`, centred at 0."""
+    points = unit * [math.sqrt(stretch), 1 / math.sqrt(stretch)]
     angle = rng.uniform(0, 2 * np.pi)
     rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     points = points @ rotation.T
@@ -196,6 +222,83 @@ def _draw(image, points, colour, rng, s):
                       shift=4)
 
 
+def _object_sides(rng, height, width, s, count=None):
+    """Longer box sides in pixels (one, or an array of ``count``) as SETTINGS
+    ``object_scale`` and ``object_scale_power`` say."""
+    power = s['object_scale_power']
+    low, high = (v * min(height, width) for v in s['object_scale'])
+    return rng.uniform(low ** power, high ** power, count) ** (1 / power)
+
+
+def _star(points, inner):
+    """Vertices of a star with `points` tips, centred at 0, outer radius 1."""
+    angles = np.linspace(-np.pi / 2, 1.5 * np.pi, 2 * points, endpoint=False)
+    radii = np.where(np.arange(2 * points) % 2 == 0, 1.0, inner)
+    return np.stack([radii * np.cos(angles), radii * np.sin(angles)], 1)
+
+
+def _wobbly_outline(rng, s):
+    """A closed outline of radius about 1 with a few slow bulges: round, but no circle."""
+    angles = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    radius = np.ones_like(angles)
+    for k in (2, 3, 4):
+        radius += rng.uniform(*s['blob_wobble']) * np.cos(k * angles + rng.uniform(0, 2 * np.pi))
+    return np.stack([radius * np.cos(angles), radius * np.sin(angles)], 1)
+
+
+def _draw_blob(image, points, box, colour, rng, s):
+    """The outline `points` filled with shading and soft edges, with a few darker spots and
+    streaks inside its `box`."""
+    x1, y1, x2, y2 = box
+    centre, axes = ((x1 + x2) / 2, (y1 + y2) / 2), ((x2 - x1) / 2, (y2 - y1) / 2)
+    layer = np.zeros(image.shape[:2], np.float32)
+    cv2.fillPoly(layer, [np.round(points * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+    yy, xx = np.mgrid[0:image.shape[0], 0:image.shape[1]].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    shade = 1 + 0.5 * ((xx - centre[0]) * math.cos(angle) + (yy - centre[1]) * math.sin(angle)) \
+        / max(axes)
+    paint = np.clip(colour[None, None] * shade[..., None], 0, 255)
+    dark = (colour * rng.uniform(0.2, 0.5)).tolist()
+    for _ in range(rng.integers(s['blob_spots'][0], s['blob_spots'][1] + 1)):
+        spot = rng.uniform([x1, y1], [x2, y2]) * 0.6 + np.array(centre) * 0.4
+        radius = max(1, int(rng.uniform(0.06, 0.15) * max(axes) * 2))
+        if rng.random() < 0.5:
+            cv2.circle(paint, tuple(int(v) for v in spot), radius, dark, -1, cv2.LINE_AA)
+        else:
+            end = spot + rng.uniform(-1, 1, 2) * max(axes) * 0.6
+            cv2.line(paint, tuple(int(v) for v in spot), tuple(int(v) for v in end), dark,
+                     max(1, radius // 2), cv2.LINE_AA)
+    alpha = cv2.GaussianBlur(layer, (0, 0), rng.uniform(*s['blob_edge_blur']))[..., None]
+    image[:] = np.clip(image * (1 - alpha) + paint * alpha, 0, 255).astype(np.uint8)
+
+
+def _draw_distractors(image, rng, split, s):
+    """Unlabelled stars and blobs (see SETTINGS), drawn before the shapes."""
+    if split not in s['distractor_splits'] or rng.random() >= s['distractor_prob']:
+        return
+    height, width = image.shape[:2]
+    placed = []
+    for _ in range(rng.integers(s['distractors_per_image'][0],
+                                s['distractors_per_image'][1] + 1)):
+        side = _object_sides(rng, height, width, s)
+        kind = 'star' if rng.random() < 0.5 else 'blob'
+        if kind == 'star':
+            unit = _star(int(rng.integers(s['star_points'][0], s['star_points'][1] + 1)),
+                         rng.uniform(*s['star_inner_radius']))
+        else:
+            unit = _wobbly_outline(rng, s)
+        polygon = _fitted(unit, _random_stretch(rng, s), side, rng)
+        spot = _place(polygon, placed, rng, height, width, s)
+        if spot is None:
+            continue
+        points, box = spot
+        colour = _contrasting_colour(image, box, rng, s)
+        if kind == 'star':
+            _draw(image, points, colour, rng, s)
+        else:
+            _draw_blob(image, points, box, colour, rng, s)
+
+
 def _photo_use(rng, split, s):
     """None, 'empty' (an object-free photo crop) or 'background' (shapes over one)."""
     if split not in s['photo_splits']:
@@ -223,13 +326,13 @@ def render_image(seed, split, number, data_shape=300, settings=None):
         background = _background(rng, height, width, s)
     # uint8 while drawing: OpenCV anti-aliases only 8-bit images
     image = np.clip(background, 0, 255).astype(np.uint8)
+    _draw_distractors(image, np.random.default_rng([seed, SPLITS.index(split), number, 2]),
+                      split, s)
     count = 0 if rng.random() < s['empty_image_prob'] else rng.choice(
         s['objects_per_image'], p=np.array(s['objects_weights']) / sum(s['objects_weights']))
     if photo_use == 'empty':
         count = 0
-    power = s['object_scale_power']
-    low, high = (v * min(height, width) for v in s['object_scale'])
-    sides = sorted(rng.uniform(low ** power, high ** power, count) ** (1 / power), reverse=True)
+    sides = sorted(_object_sides(rng, height, width, s, count), reverse=True)
     objects, placed = [], []
     for side in sides:
         name = CLASSES[rng.integers(len(CLASSES))]

@@ -187,3 +187,66 @@ def test_photo_crops_keep_the_target_shape_and_come_from_one_window(monkeypatch)
 def test_unknown_setting_is_named():
     with pytest.raises(ValueError, match='photo_empty'):
         synthetic.render_image(0, 'train', 0, settings={'photo_empty': 0.5})
+
+
+def test_distractors_are_drawn_but_never_labelled():
+    """Distractors (their own random stream) change training images, never the labels, and
+    never a validation image; with distractor_prob 0 every image is as before."""
+    on = dict(distractor_prob=1.0)
+    changed = 0
+    for number in range(8):
+        plain, plain_objects = synthetic.render_image(0, 'train', number, 160)
+        image, objects = synthetic.render_image(0, 'train', number, 160, on)
+        assert objects == plain_objects  # same shapes at the same boxes: nothing added
+        changed += not np.array_equal(image, plain)
+        val = synthetic.render_image(0, 'val', number, 160)[0]
+        np.testing.assert_array_equal(val, synthetic.render_image(0, 'val', number, 160, on)[0])
+    assert changed == 8
+    np.testing.assert_array_equal(synthetic.render_image(0, 'train', 3, 160)[0],
+                                  synthetic.render_image(0, 'train', 3, 160,
+                                                         dict(distractor_prob=0.0))[0])
+
+
+def test_distractors_on_a_plain_background_are_stars_and_soft_blobs(monkeypatch):
+    """With no shapes, every changed pixel belongs to a distractor: stars have sharp edges
+    (anti-aliasing only), blobs soft ones; both are drawn somewhere in 20 images."""
+    plain = dict(background_cells=(1, 1), texture_amplitude=(0.0, 0.0), clutter_lines=(0, 0),
+                 noise_sigma=(0.0, 0.0), blur_prob=0.0, outline_prob=0.0, empty_image_prob=1.0,
+                 distractor_prob=1.0, distractors_per_image=(1, 1), **NO_PHOTOS)
+    for key, value in plain.items():
+        monkeypatch.setitem(synthetic.SETTINGS, key, value)
+    edges = []
+    for number in range(20):
+        image, objects = synthetic.render_image(0, 'train', number, 160)
+        assert objects == []
+        difference = np.abs(image.astype(int) - image[0, 0].astype(int)).max(-1)
+        assert difference.max() > 40  # a distractor was drawn
+        touched = difference > 3
+        edges.append((touched & (difference < 0.8 * difference.max())).sum() / touched.sum())
+    # share of partly blended pixels: thin anti-aliased rims (stars) or wide soft rims (blobs)
+    assert min(edges) < 0.15 and max(edges) > 0.3
+
+
+def test_star_tips_alternate_with_the_inner_radius():
+    points = synthetic._star(5, 0.4)
+    radii = np.hypot(points[:, 0], points[:, 1])
+    np.testing.assert_allclose(radii, [1.0, 0.4] * 5)
+    np.testing.assert_allclose(points[0], [0, -1], atol=1e-12)  # the first tip points up
+
+
+def test_validation_images_are_still_those_of_the_demo_folder():
+    """data/demo/README.md lists the objects generator version 1 drew for the demo images
+    (seed 7, validation split): every later setting must leave them as they were (a change
+    of the order of the random draws would move the shapes)."""
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          'data', 'demo', 'README.md')
+    with open(readme, encoding='utf-8') as f:
+        rows = [line.split('|') for line in f if line.startswith('| shapes')]
+    numbers = (0, 2, 4, 7, 9, 6)  # the README's recipe: shapes<k>.jpg is number numbers[k-1]
+    assert len(rows) == len(numbers)
+    for row, number in zip(rows, numbers):
+        listed = [item.split() for item in row[3].split(';')]
+        _, objects = synthetic.render_image(7, 'val', number, 320)
+        assert [o[0] for o in objects] == [item[0] for item in listed], row[1]
+        np.testing.assert_allclose([o[1:] for o in objects],
+                                   [[float(v) for v in item[1:]] for item in listed], atol=0.06)
