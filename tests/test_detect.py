@@ -205,10 +205,10 @@ def test_shipped_model_finds_the_objects_of_unseen_synthetic_images(tmp_path, sh
                                                                   random_model):
     """Objects the generator drew are found (same class, IoU >= 0.5, score >= 0.5) and
     confident detections are drawn objects.  Measured on 200 unseen images (score >= 0.5),
-    by the object's side relative to the image: recall 0.982 at 30% and more, 0.970 at 20-30%,
-    1.0 at 15-20%, 0.56 below 15% (the model's weak point, see model/README.md); 19 false alarms
-    among 432 confident detections.  On these 24 images: 25/25, 17/17, 9 of the 14 below 20%,
-    4 false alarms in 55."""
+    by the object's side relative to the image: recall 0.986 at 30% and more, 0.990 at 20-30%,
+    1.0 at 15-20%, 0.49 below 15% (the model's weak point, see model/README.md); 9 false alarms
+    among 418 confident detections.  On these 24 images: 25/25, 16/17, 9 of the 14 below 20%,
+    2 false alarms in 52."""
     from dataset.imdb import load_class_names
     from detect.detector import get_detector
     from detect.shipped import SHIPPED_MODEL as shipped
